@@ -1,0 +1,194 @@
+"""The one exception hierarchy of accelctl.
+
+Every error the library raises on purpose is an :class:`AccelError`. Subclasses carry the
+facts (path, address, candidates, ...) as attributes and build their message from them, so
+the CLI can render them and scripts can inspect them. Several also inherit a builtin
+(``LookupError``, ``PermissionError``, ...) so plain ``except`` clauses keep working.
+
+The CLI maps each class to a documented exit code in ``accelctl/cli/_errors.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class AccelError(Exception):
+    """Root of every error accelctl raises on purpose."""
+
+    #: A short hint for the user: what to do about it (None when there is nothing to add).
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        # Errors cross process boundaries (simulator daemon, worker processes): keep them picklable
+        # without each subclass repeating its constructor signature.
+        return (_rebuild_error, (type(self), self.__dict__))
+
+
+def _rebuild_error(cls: type[AccelError], state: dict[str, object]) -> AccelError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, state.get("message", ""))
+    err.__dict__.update(state)
+    return err
+
+
+# --- sysfs / input trees -------------------------------------------------------------------
+
+
+class SysfsError(AccelError):
+    """Reading a sysfs tree failed."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.path = str(path) if path is not None else None
+
+
+class SysfsRootError(SysfsError):
+    """The sysfs root is not usable: missing, not a directory, or holds no PCI devices."""
+
+
+class SysfsPermissionError(SysfsError, PermissionError):
+    """A file that matters could not be read for lack of privilege."""
+
+    hint = "run as root, or point --sysfs-root at a snapshot"
+
+
+class DeviceVanishedError(SysfsError, LookupError):
+    """A device directory disappeared while it was being read (hot-unplug, DPC, remove)."""
+
+
+# --- user-written inputs -------------------------------------------------------------------
+
+
+class InputFileError(AccelError, ValueError):
+    """A file the user gave (spec, manifest, state) is malformed. Names the file and the spot."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.key = key
+        where = self.path or "<input>"
+        if line is not None:
+            where += f":{line}"
+        if key is not None:
+            where += f": [{key}]"
+        super().__init__(f"{where}: {problem}", hint=hint)
+
+
+class SpecError(InputFileError):
+    """A topology spec (fixtures/*.toml) is malformed."""
+
+
+class ManifestError(InputFileError):
+    """An expected-machine manifest is malformed."""
+
+
+class StateFileError(InputFileError):
+    """A persisted state file (address map) is corrupt, foreign or of an unknown version."""
+
+
+# --- naming devices ------------------------------------------------------------------------
+
+
+class InvalidAddressError(AccelError, ValueError):
+    """A device name is not any form accelctl accepts."""
+
+    def __init__(self, text: str, reason: str = "") -> None:
+        self.text = text
+        msg = f"not a device name: {text!r}"
+        if reason:
+            msg += f" ({reason})"
+        super().__init__(
+            msg,
+            hint="name a device by BDF (0000:01:00.0 or 01:00.0), cardN, cardN.epM, global id or serial",
+        )
+
+
+class DeviceNotFoundError(AccelError, LookupError):
+    """No device matches the given name."""
+
+    def __init__(self, address: str, detail: str = "") -> None:
+        self.address = address
+        msg = f"no device matches {address!r}"
+        if detail:
+            msg += f": {detail}"
+        super().__init__(msg, hint="run 'accelctl list --all' to see what is there")
+
+
+class AmbiguousAddressError(AccelError, LookupError):
+    """A device name matches more than one device."""
+
+    def __init__(self, address: str, candidates: Sequence[str]) -> None:
+        self.address = address
+        self.candidates = list(candidates)
+        super().__init__(
+            f"{address!r} matches {len(self.candidates)} devices: {', '.join(self.candidates)}",
+            hint="name one of them by BDF",
+        )
+
+
+class TopologyError(AccelError):
+    """The tree cannot be made sense of (a fact that should be impossible on real hardware)."""
+
+
+# --- actions -------------------------------------------------------------------------------
+
+
+class ActionRefusedError(AccelError):
+    """An action (reset, write) was refused before anything was touched."""
+
+
+class DriverError(AccelError):
+    """The driver core or the device failed."""
+
+
+class BackendError(DriverError, OSError):
+    """The transport to the device (simulator socket, kernel file) failed."""
+
+
+class CommandError(DriverError):
+    """A command completed with an error status."""
+
+    def __init__(self, message: str, *, opcode: int | None = None, status: int | None = None):
+        super().__init__(message)
+        self.opcode = opcode
+        self.status = status
+
+
+class CommandTimeoutError(DriverError, TimeoutError):
+    """A command did not complete in time (after abort and reset were tried)."""
+
+    def __init__(self, message: str, *, timeout_s: float | None = None):
+        super().__init__(message)
+        self.timeout_s = timeout_s
+
+
+class DeviceFailedError(DriverError):
+    """The device was marked failed after recovery gave up; every command fails cleanly."""
+
+
+class VerificationError(AccelError):
+    """An action was carried out but the device did not come back as it was."""
+
+    def __init__(self, message: str, *, differences: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.differences = list(differences)

@@ -1,0 +1,1 @@
+"""Pure PCI facts: register layout and addresses. No I/O."""
