@@ -192,3 +192,34 @@ class VerificationError(AccelError):
     def __init__(self, message: str, *, differences: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.differences = list(differences)
+
+
+# --- driver core (additive: accelctl/driver/) ----------------------------------------------
+
+
+class CommandAbortedError(CommandError):
+    """A command was cancelled before the device completed it: by request, by a queue deletion
+    during a controller reset, or because the device failed. ``retryable`` says whether sending it
+    again may succeed (NVMe: DNR clear)."""
+
+    def __init__(
+        self, message: str, *, opcode: int | None = None, status: int | None = None, retryable: bool = False
+    ) -> None:
+        super().__init__(message, opcode=opcode, status=status)
+        self.retryable = retryable
+
+
+class BufferBusyError(DriverError):
+    """A DMA buffer cannot be unregistered or closed: commands in flight still reference it."""
+
+
+class QueueFullError(DriverError):
+    """No submission slot is free and the caller asked not to queue (``block=False``)."""
+
+
+class DeviceRemovedError(DeviceFailedError, BackendError):
+    """The device (or the simulator daemon playing its driver) went away; everything fails."""
+
+
+class SessionStaleError(DeviceFailedError):
+    """The device was reset under this session (another session reset it); reopen it."""
