@@ -1,0 +1,3 @@
+from accelctl.cli import main
+
+main()

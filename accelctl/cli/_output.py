@@ -1,0 +1,51 @@
+"""Output discipline: stdout carries only data (one JSON document with --json), stderr the rest.
+
+Rich consoles exist only here. Colour follows rich's rules: none when stdout is not a terminal
+or NO_COLOR is set.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@cache
+def console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+@cache
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def emit_json(document: dict[str, Any]) -> None:
+    """Write exactly one JSON document to stdout."""
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
+
+
+def emit_text(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def warn(message: str) -> None:
+    sys.stderr.write(f"accelctl: warning: {message}\n")
+
+
+def print_warnings(warnings: list[Any], *, limit: int = 10) -> None:
+    """Scan warnings to stderr, capped so a big broken machine does not drown the output."""
+    for w in warnings[:limit]:
+        subject = f"{w.subject}: " if w.subject else ""
+        warn(f"{subject}{w.message} [{w.code}]")
+    if len(warnings) > limit:
+        warn(f"... and {len(warnings) - limit} more (see --json)")

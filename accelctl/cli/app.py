@@ -1,0 +1,80 @@
+"""The typer application: global options, and one sub-app or command per noun."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from accelctl import __version__
+from accelctl.cli._context import AppContext
+from accelctl.cli._errors import AccelGroup
+
+app = typer.Typer(
+    cls=AccelGroup,
+    name="accelctl",
+    help="Find, check, address, reset and talk to ML accelerator cards on PCIe.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"accelctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    sysfs_root: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--sysfs-root",
+            envvar="ACCELCTL_SYSFS_ROOT",
+            help="Read this directory instead of /sys (a fixture, snapshot or copy).",
+            show_default=False,
+        ),
+    ] = None,
+    fixture: Annotated[
+        Optional[str],
+        typer.Option(
+            "--fixture",
+            envvar="ACCELCTL_FIXTURE",
+            help="Use a bundled fixture (see 'accelctl fixture list'), built on demand.",
+        ),
+    ] = None,
+    accel_id: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--accel-id",
+            help="Also count vvvv:dddd (or vvvv:*) as an accelerator. Repeatable; "
+            "$ACCELCTL_ACCEL_IDS adds more.",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar="ACCELCTL_DEBUG", help="Show tracebacks.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = AppContext(
+        sysfs_root=sysfs_root, fixture=fixture, accel_ids=list(accel_id or []), debug=debug
+    )
+
+
+def _register() -> None:
+    from accelctl.cli import fixture_cmd, list_cmd, topology_cmd
+
+    app.command("list")(list_cmd.list_command)
+    app.add_typer(topology_cmd.app, name="topology")
+    app.add_typer(fixture_cmd.app, name="fixture")
+
+
+_register()

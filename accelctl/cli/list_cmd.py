@@ -1,0 +1,38 @@
+"""`accelctl list`: cards and their endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from accelctl.cli import _output as out
+from accelctl.cli._options import JsonOpt
+
+
+def list_command(
+    ctx: typer.Context,
+    all_devices: Annotated[
+        bool, typer.Option("--all", "-a", help="Every PCI function, not only accelerators.")
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """List accelerator cards and endpoints (BDF, model, link, NUMA, driver, serial)."""
+    from accelctl.topology.listing import list_devices
+
+    ctx.obj.json_errors = json
+    listing = list_devices(ctx.obj.topology(), include_all=all_devices)
+    if json:
+        out.emit_json(listing.to_dict())
+        return
+    from accelctl.cli.render import device_table
+
+    out.print_warnings(listing.warnings)
+    if not listing.rows:
+        what = "PCI functions" if all_devices else "accelerators (try --all, or --accel-id VVVV:DDDD)"
+        out.err_console().print(f"no {what} found under {ctx.obj.root().path}")
+        return
+    out.console().print(device_table(listing))
+    out.console().print(
+        f"{len(listing.cards)} cards, {sum(len(c.endpoints) for c in listing.cards)} endpoints"
+    )

@@ -1,0 +1,99 @@
+"""Rich renderings for people: device tables and the annotated tree."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from accelctl.topology.model import HostBridge, Link, NodeKind, PciFunction
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.tree import Tree
+
+    from accelctl.topology import Topology
+    from accelctl.topology.listing import DeviceListing
+
+
+def link_text(link: Link | None) -> str:
+    """``16GT/s x16`` or, when trained below capability, ``[red]8GT/s x8[/] (of 16GT/s x16)``."""
+    if link is None:
+        return "-"
+
+    def speed(v: float | None) -> str:
+        return "?" if v is None else f"{v:g}GT/s"
+
+    def width(v: int | None) -> str:
+        return "x?" if v is None else f"x{v}"
+
+    now = f"{speed(link.speed_gts)} {width(link.width)}"
+    cap = f"{speed(link.max_speed_gts)} {width(link.max_width)}"
+    if link.speed_gts is None and link.width is None:
+        return f"[red]down[/] (of {cap})"
+    if link.downgraded:
+        return f"[bold red]{now}[/] (of {cap})"
+    return now if now == cap else f"{now} (of {cap})"
+
+
+def _opt(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def device_table(listing: DeviceListing) -> Table:
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("NAME", "BDF", "KIND", "MODEL", "LINK", "NUMA", "DRIVER", "SERIAL"):
+        table.add_column(col, no_wrap=col != "MODEL")
+    for row in listing.rows:
+        fn = row.function
+        model = fn.model if fn.accessible else f"[red]{fn.model} (not responding)[/]"
+        table.add_row(
+            row.name or "",
+            fn.id,
+            fn.kind.value,
+            model,
+            link_text(fn.link),
+            _opt(fn.numa_node),
+            fn.driver or "[yellow]unbound[/]" if fn.is_accelerator else fn.driver or "-",
+            fn.serial or "-",
+        )
+    return table
+
+
+def _label(topo: Topology, node: HostBridge | PciFunction) -> str:
+    if isinstance(node, HostBridge):
+        numa = f" NUMA {node.numa_node}" if node.numa_node is not None else ""
+        return f"[bold]{node.id}[/] host bridge{numa}"
+    parts = [f"[bold]{node.id}[/]", f"[cyan]{node.kind.value}[/]", node.model]
+    if node.kind is not NodeKind.VIRTUAL_FUNCTION and node.link is not None:
+        parts.append(link_text(node.link))
+    if node.secondary_bus is not None:
+        sub = node.subordinate_bus if node.subordinate_bus is not None else node.secondary_bus
+        parts.append(f"[dim][{node.secondary_bus:02x}-{sub:02x}][/]")
+    if node.card is not None:
+        card = topo.cards[node.card]
+        if card.top == node.id:
+            parts.insert(0, f"[bold magenta]card{card.index}[/]")
+    if node.acs is not None and node.acs.p2p_blocked:
+        parts.append("[yellow]ACS:p2p-redirect[/]")
+    if node.driver:
+        parts.append(f"[dim]({node.driver})[/]")
+    if not node.accessible:
+        parts.append("[bold red]NOT RESPONDING[/]")
+    return " ".join(parts)
+
+
+def topology_tree(topo: Topology) -> Tree:
+    from rich.tree import Tree
+
+    tree = Tree(f"[bold]PCI topology[/] ({len(topo.functions)} functions, {len(topo.cards)} cards)")
+
+    def add(branch: Tree, node_id: str) -> None:
+        node = topo.node(node_id)
+        sub = branch.add(_label(topo, node))
+        for child in topo.children.get(node_id, []):
+            add(sub, child)
+
+    for hb in topo.roots():
+        add(tree, hb.id)
+    return tree

@@ -1,0 +1,165 @@
+"""Pure parsers for PCI sysfs attribute text (Documentation/ABI/testing/sysfs-bus-pci).
+
+Every function takes the raw text of one attribute and returns a typed value, or None when the
+text says "unknown". They never do I/O; accelctl.sysfs.scan reads the files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_SPEED = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*GT/s")
+
+#: Link widths a port can train to; anything else in current_link_width means "no link / unknown"
+#: (0: link down or RCiEP; 63: LNKSTA read all ones; 255: legacy kernels on non-PCIe devices).
+VALID_WIDTHS = frozenset({1, 2, 4, 8, 12, 16, 32})
+
+
+def parse_hex(text: str) -> int | None:
+    """``0x10de`` -> 0x10de; None when not a hex number."""
+    try:
+        return int(text.strip(), 16)
+    except ValueError:
+        return None
+
+
+def parse_int(text: str) -> int | None:
+    """Decimal integer attribute (numa_node, *_bus_number, sriov_*); None when not a number."""
+    try:
+        return int(text.strip(), 10)
+    except ValueError:
+        return None
+
+
+def parse_link_speed(text: str) -> float | None:
+    """current_link_speed / max_link_speed in every dialect -> GT/s, None when unknown.
+
+    Modern: "16.0 GT/s PCIe"; kernels up to ~5.6: "16 GT/s"; "Unknown", "Unknown speed" and
+    anything unparseable (a dead link reads garbage) are None.
+    """
+    m = _SPEED.match(text)
+    if not m:
+        return None
+    value = float(m.group(1))
+    return value if value > 0 else None
+
+
+def parse_link_width(text: str) -> int | None:
+    """current_link_width / max_link_width -> lanes, None when the value means no/unknown link."""
+    value = parse_int(text)
+    if value is None or value not in VALID_WIDTHS:
+        return None
+    return value
+
+
+# IORESOURCE_* flags from include/linux/ioport.h
+IORESOURCE_IO = 0x100
+IORESOURCE_MEM = 0x200
+IORESOURCE_PREFETCH = 0x2000
+IORESOURCE_MEM_64 = 0x100000
+IORESOURCE_UNSET = 0x20000000
+IORESOURCE_DISABLED = 0x10000000
+
+#: Line index of the first bridge window in a 17-line `resource` table (BAR0-5, ROM, 6 IOV BARs).
+BRIDGE_WINDOW_FIRST_LINE = 13
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One line of the sysfs `resource` table."""
+
+    index: int
+    start: int
+    end: int
+    flags: int
+
+    @property
+    def size(self) -> int:
+        if self.start == 0 and self.end == 0:
+            return 0
+        return self.end - self.start + 1
+
+    @property
+    def is_io(self) -> bool:
+        return bool(self.flags & IORESOURCE_IO)
+
+    @property
+    def prefetchable(self) -> bool:
+        return bool(self.flags & IORESOURCE_PREFETCH)
+
+    @property
+    def is_64bit(self) -> bool:
+        return bool(self.flags & IORESOURCE_MEM_64)
+
+
+def parse_resource(text: str) -> list[Resource]:
+    """The `resource` table (13 lines for endpoints, 17 for bridges; older kernels fewer).
+
+    Unparseable lines are skipped rather than fatal: enumeration must survive a garbled file.
+    """
+    out: list[Resource] = []
+    for index, line in enumerate(text.splitlines()):
+        parts = line.split()
+        if len(parts) != 3:
+            continue
+        try:
+            start, end, flags = (int(p, 16) for p in parts)
+        except ValueError:
+            continue
+        out.append(Resource(index, start, end, flags))
+    return out
+
+
+def parse_aer_counters(text: str) -> dict[str, int]:
+    """aer_dev_correctable / _nonfatal / _fatal -> {name: count}.
+
+    The names changed across kernels ("Receiver Error" vs "RxErr") and unnamed bits print as
+    "dev_cor_errs_bit[N]", so never rely on the name set: the last token is the count and the
+    rest of the line is the name. The TOTAL_ERR_* line is kept under its own name.
+    """
+    counters: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, count = line.rstrip().rpartition(" ")
+        if not name:
+            continue
+        value = parse_int(count)
+        if value is None:
+            continue
+        counters[name.strip()] = value
+    return counters
+
+
+def aer_total(counters: dict[str, int]) -> int:
+    """The TOTAL_ERR_* line when present, else the sum of the named counts."""
+    for name, value in counters.items():
+        if name.startswith("TOTAL_ERR_"):
+            return value
+    return sum(counters.values())
+
+
+_SERIAL = re.compile(r"^[0-9a-f]{2}(?:-[0-9a-f]{2}){7}$")
+
+
+def parse_serial(text: str) -> str | None:
+    """serial_number (``%8phD``: 8 dash-separated bytes, big-endian) -> canonical lowercase form."""
+    t = text.strip().lower()
+    return t if _SERIAL.match(t) else None
+
+
+def format_serial(value: int) -> str:
+    """A 64-bit DSN as sysfs and lspci print it: ``xx-xx-xx-xx-xx-xx-xx-xx``, most significant first."""
+    return "-".join(f"{b:02x}" for b in value.to_bytes(8, "big"))
+
+
+def parse_slot_address(text: str) -> tuple[int, int, int | None] | None:
+    """bus/pci/slots/N/address: ``dddd:bb:dd`` or ``dddd:bb`` (placeholder slot) -> (dom, bus, dev)."""
+    parts = text.strip().split(":")
+    try:
+        if len(parts) == 3:
+            return int(parts[0], 16), int(parts[1], 16), int(parts[2], 16)
+        if len(parts) == 2:
+            return int(parts[0], 16), int(parts[1], 16), None
+    except ValueError:
+        return None
+    return None

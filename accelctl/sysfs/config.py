@@ -1,0 +1,281 @@
+"""Decoding binary PCI configuration space (the sysfs `config` file).
+
+The input may be 64 bytes (non-root reads), 256, 4096, truncated anywhere, all ones (device fell
+off the bus) or garbage. Walks over the capability lists are bounded: a loop, a pointer into
+the header or past the end stops the walk with a note instead of hanging or crashing. What
+cannot be decoded stays None and a note says why.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from accelctl.pci import regs
+from accelctl.sysfs.attrs import format_serial
+
+#: At most 48 standard capabilities fit between 0x40 and 0x100 (4-byte aligned, 2 bytes each at
+#: least); the kernel uses the same bound (PCI_FIND_CAP_TTL).
+_MAX_STD_CAPS = 48
+#: (4096 - 256) / 8: the kernel's bound for extended-capability walks.
+_MAX_EXT_CAPS = 480
+
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+
+
+@dataclass(slots=True)
+class PcieCap:
+    offset: int
+    version: int
+    port_type: int
+    slot_implemented: bool
+    flr: bool | None = None
+    max_speed_gts: float | None = None
+    max_width: int | None = None
+    port_number: int | None = None
+    speed_gts: float | None = None
+    width: int | None = None
+    dll_link_active: bool | None = None
+    slot_number: int | None = None
+    hotplug_capable: bool | None = None
+    presence_detect: bool | None = None
+    supported_speeds_gts: tuple[float, ...] = ()
+
+
+@dataclass(slots=True)
+class ConfigSpace:
+    """What a config-space read told us. None means "could not be read", never "zero"."""
+
+    size: int
+    all_ones: bool = False
+    vendor_id: int | None = None
+    device_id: int | None = None
+    class_code: int | None = None
+    revision: int | None = None
+    header_type: int | None = None
+    multifunction: bool | None = None
+    has_cap_list: bool | None = None
+    primary_bus: int | None = None
+    secondary_bus: int | None = None
+    subordinate_bus: int | None = None
+    bridge_control: int | None = None
+    #: bridge windows (base, limit) inclusive; None when the window is disabled (limit < base)
+    mem_window: tuple[int, int] | None = None
+    pref_window: tuple[int, int] | None = None
+    #: standard caps walked completely (False: 64-byte read, truncated or a broken list)
+    caps_complete: bool = False
+    ext_caps_complete: bool = False
+    cap_ids: list[int] = field(default_factory=list)
+    ext_cap_ids: list[int] = field(default_factory=list)
+    pcie: PcieCap | None = None
+    dsn: str | None = None
+    acs_cap: int | None = None
+    acs_ctrl: int | None = None
+    aer_uncor_status: int | None = None
+    aer_cor_status: int | None = None
+    sriov_total_vfs: int | None = None
+    sriov_num_vfs: int | None = None
+    dpc_status: int | None = None
+    has_rebar: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _u8(data: bytes, off: int) -> int | None:
+    return data[off] if off < len(data) else None
+
+
+def _u16(data: bytes, off: int) -> int | None:
+    return _U16.unpack_from(data, off)[0] if off + 2 <= len(data) else None
+
+
+def _u32(data: bytes, off: int) -> int | None:
+    return _U32.unpack_from(data, off)[0] if off + 4 <= len(data) else None
+
+
+def decode_config(data: bytes) -> ConfigSpace:
+    """Decode whatever part of config space `data` holds. Never raises on any input."""
+    cfg = ConfigSpace(size=len(data))
+    if len(data) >= 4 and data[:4] == b"\xff\xff\xff\xff":
+        # A dead device answers every read with all ones (Xid 79, surprise removal).
+        cfg.all_ones = True
+        cfg.notes.append("config space reads all ones (device not responding: fell off the bus?)")
+        return cfg
+    cfg.vendor_id = _u16(data, regs.VENDOR_ID)
+    cfg.device_id = _u16(data, regs.DEVICE_ID)
+    cls = _u32(data, regs.REVISION_ID)
+    if cls is not None:
+        cfg.revision = cls & 0xFF
+        cfg.class_code = cls >> 8
+    ht = _u8(data, regs.HEADER_TYPE)
+    if ht is not None:
+        cfg.header_type = ht & regs.HEADER_TYPE_MASK
+        cfg.multifunction = bool(ht & regs.HEADER_MULTIFUNCTION)
+    status = _u16(data, regs.STATUS)
+    if status is not None:
+        cfg.has_cap_list = bool(status & regs.STATUS_CAP_LIST)
+    if cfg.header_type == regs.HEADER_BRIDGE:
+        _decode_bridge(data, cfg)
+    if len(data) < regs.STANDARD_CONFIG_BYTES:
+        if len(data) <= regs.UNPRIVILEGED_CONFIG_BYTES:
+            cfg.notes.append(
+                f"only {len(data)} bytes of config space readable (needs root): capabilities unknown"
+            )
+        else:
+            cfg.notes.append(f"config space truncated at {len(data)} bytes")
+    if cfg.has_cap_list:
+        _walk_caps(data, cfg)
+    else:
+        cfg.caps_complete = len(data) >= regs.UNPRIVILEGED_CONFIG_BYTES and status is not None
+    if len(data) > regs.EXT_CAP_START and cfg.pcie is not None:
+        _walk_ext_caps(data, cfg)
+    elif len(data) == regs.STANDARD_CONFIG_BYTES:
+        cfg.ext_caps_complete = True  # no extended space at all: nothing is missing
+    return cfg
+
+
+def _decode_bridge(data: bytes, cfg: ConfigSpace) -> None:
+    cfg.primary_bus = _u8(data, regs.PRIMARY_BUS)
+    cfg.secondary_bus = _u8(data, regs.SECONDARY_BUS)
+    cfg.subordinate_bus = _u8(data, regs.SUBORDINATE_BUS)
+    cfg.bridge_control = _u16(data, regs.BRIDGE_CONTROL)
+    mb, ml = _u16(data, regs.MEMORY_BASE), _u16(data, regs.MEMORY_LIMIT)
+    if mb is not None and ml is not None:
+        base, limit = (mb & 0xFFF0) << 16, ((ml & 0xFFF0) << 16) | 0xFFFFF
+        cfg.mem_window = (base, limit) if limit > base else None
+    pb, pl = _u16(data, regs.PREF_MEMORY_BASE), _u16(data, regs.PREF_MEMORY_LIMIT)
+    if pb is not None and pl is not None:
+        base, limit = (pb & 0xFFF0) << 16, ((pl & 0xFFF0) << 16) | 0xFFFFF
+        if pb & 0x1:  # 64-bit prefetchable window: upper halves at 0x28 / 0x2c
+            bu, lu = _u32(data, regs.PREF_BASE_UPPER32), _u32(data, regs.PREF_LIMIT_UPPER32)
+            if bu is not None and lu is not None:
+                base |= bu << 32
+                limit |= lu << 32
+        cfg.pref_window = (base, limit) if limit > base else None
+
+
+def _walk_caps(data: bytes, cfg: ConfigSpace) -> None:
+    ptr = _u8(data, regs.CAPABILITY_LIST)
+    if ptr is None:
+        return
+    seen: set[int] = set()
+    for _ in range(_MAX_STD_CAPS):
+        ptr &= 0xFC
+        if ptr == 0:
+            cfg.caps_complete = True
+            return
+        if ptr < 0x40:
+            cfg.notes.append(f"capability pointer 0x{ptr:02x} points into the header")
+            return
+        if ptr in seen:
+            cfg.notes.append(f"capability list loops at 0x{ptr:02x}")
+            return
+        if ptr + 2 > len(data):
+            # Not a fault when the read was privilege-limited: the decode note says so already.
+            if len(data) > regs.UNPRIVILEGED_CONFIG_BYTES:
+                cfg.notes.append(f"capability at 0x{ptr:02x} lies past the readable config")
+            return
+        seen.add(ptr)
+        cap_id, nxt = data[ptr], data[ptr + 1]
+        cfg.cap_ids.append(cap_id)
+        if cap_id == regs.CAP_ID_EXP and cfg.pcie is None:
+            cfg.pcie = _decode_pcie(data, ptr)
+        ptr = nxt
+    cfg.notes.append("capability list too long (more than 48 entries)")
+
+
+def _speed(code: int) -> float | None:
+    return regs.SPEED_GTS.get(code)
+
+
+def _width(value: int) -> int | None:
+    return value if value in (1, 2, 4, 8, 12, 16, 32) else None
+
+
+def _decode_pcie(data: bytes, base: int) -> PcieCap:
+    flags = _u16(data, base + regs.EXP_FLAGS) or 0
+    cap = PcieCap(
+        offset=base,
+        version=flags & regs.EXP_FLAGS_VERS,
+        port_type=(flags & regs.EXP_FLAGS_TYPE) >> 4,
+        slot_implemented=bool(flags & regs.EXP_FLAGS_SLOT),
+    )
+    devcap = _u32(data, base + regs.EXP_DEVCAP)
+    if devcap is not None:
+        cap.flr = bool(devcap & regs.EXP_DEVCAP_FLR)
+    lnkcap = _u32(data, base + regs.EXP_LNKCAP)
+    if lnkcap is not None:
+        cap.max_speed_gts = _speed(lnkcap & 0xF)
+        cap.max_width = _width((lnkcap >> 4) & 0x3F)
+        cap.port_number = lnkcap >> 24
+    lnksta = _u16(data, base + regs.EXP_LNKSTA)
+    if lnksta is not None:
+        cap.speed_gts = _speed(lnksta & 0xF)
+        cap.width = _width((lnksta >> 4) & 0x3F)
+        cap.dll_link_active = bool(lnksta & regs.EXP_LNKSTA_DLLLA)
+    if cap.slot_implemented:
+        sltcap = _u32(data, base + regs.EXP_SLTCAP)
+        if sltcap is not None:
+            cap.slot_number = sltcap >> regs.EXP_SLTCAP_PSN_SHIFT
+            cap.hotplug_capable = bool(sltcap & regs.EXP_SLTCAP_HPC)
+        sltsta = _u16(data, base + regs.EXP_SLTSTA)
+        if sltsta is not None:
+            cap.presence_detect = bool(sltsta & regs.EXP_SLTSTA_PDS)
+    if cap.version >= 2:
+        lnkcap2 = _u32(data, base + regs.EXP_LNKCAP2)
+        if lnkcap2:
+            vector = (lnkcap2 >> 1) & 0x7F
+            cap.supported_speeds_gts = tuple(
+                gts for code, gts in sorted(regs.SPEED_GTS.items()) if vector & (1 << (code - 1))
+            )
+            if cap.supported_speeds_gts:
+                # LNKCAP's max-speed field indexes this vector; the vector's top bit is what
+                # the kernel reports as max_link_speed (pcie_get_speed_cap).
+                cap.max_speed_gts = cap.supported_speeds_gts[-1]
+    return cap
+
+
+def _walk_ext_caps(data: bytes, cfg: ConfigSpace) -> None:
+    ptr = regs.EXT_CAP_START
+    seen: set[int] = set()
+    for _ in range(_MAX_EXT_CAPS):
+        if ptr in seen:
+            cfg.notes.append(f"extended capability list loops at 0x{ptr:03x}")
+            return
+        if ptr < regs.EXT_CAP_START or ptr + 4 > len(data):
+            cfg.notes.append(f"extended capability pointer 0x{ptr:03x} out of range")
+            return
+        seen.add(ptr)
+        header = _U32.unpack_from(data, ptr)[0]
+        if header in (0, 0xFFFFFFFF):
+            # No extended capabilities (or no extended space: VMs without ECAM read 0xff).
+            cfg.ext_caps_complete = True
+            return
+        cap_id, nxt = header & 0xFFFF, (header >> 20) & 0xFFC
+        cfg.ext_cap_ids.append(cap_id)
+        _decode_ext(data, ptr, cap_id, cfg)
+        if nxt == 0:
+            cfg.ext_caps_complete = True
+            return
+        ptr = nxt
+    cfg.notes.append("extended capability list too long")
+
+
+def _decode_ext(data: bytes, ptr: int, cap_id: int, cfg: ConfigSpace) -> None:
+    if cap_id == regs.EXT_CAP_ID_DSN:
+        lo, hi = _u32(data, ptr + regs.DSN_LOW), _u32(data, ptr + regs.DSN_HIGH)
+        if lo is not None and hi is not None:
+            cfg.dsn = format_serial((hi << 32) | lo)
+    elif cap_id == regs.EXT_CAP_ID_ACS:
+        cfg.acs_cap = _u16(data, ptr + regs.ACS_CAP)
+        cfg.acs_ctrl = _u16(data, ptr + regs.ACS_CTRL)
+    elif cap_id == regs.EXT_CAP_ID_ERR:
+        cfg.aer_uncor_status = _u32(data, ptr + regs.ERR_UNCOR_STATUS)
+        cfg.aer_cor_status = _u32(data, ptr + regs.ERR_COR_STATUS)
+    elif cap_id == regs.EXT_CAP_ID_SRIOV:
+        cfg.sriov_total_vfs = _u16(data, ptr + regs.SRIOV_TOTAL_VF)
+        cfg.sriov_num_vfs = _u16(data, ptr + regs.SRIOV_NUM_VF)
+    elif cap_id == regs.EXT_CAP_ID_DPC:
+        cfg.dpc_status = _u16(data, ptr + regs.DPC_STATUS)
+    elif cap_id == regs.EXT_CAP_ID_REBAR:
+        cfg.has_rebar = True

@@ -1,0 +1,155 @@
+"""SysfsRoot: where sysfs reads come from (the real /sys or any directory standing in for it).
+
+This module and accelctl.sysfs.scan are the only code that touches a sysfs tree. OSError is
+translated into accelctl errors here, in one place.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from accelctl.errors import DeviceVanishedError, SysfsPermissionError, SysfsRootError
+
+#: Environment variable naming the sysfs root when no option is given.
+SYSFS_ROOT_ENV = "ACCELCTL_SYSFS_ROOT"
+DEFAULT_SYSFS_ROOT = "/sys"
+
+#: Largest attribute we ever read; config space is at most 4096 bytes.
+MAX_ATTR_BYTES = 4096
+
+
+class Unreadable(Exception):
+    """An attribute exists but reading it failed (EACCES, EIO, EINVAL on a dead device)."""
+
+    def __init__(self, err: OSError) -> None:
+        super().__init__(err.strerror)
+        self.errno = err.errno
+        self.permission = err.errno in (errno.EACCES, errno.EPERM)
+
+
+def read_bytes(path: str, limit: int = MAX_ATTR_BYTES) -> bytes | None:
+    """Read up to `limit` bytes of a sysfs file; None when it does not exist.
+
+    os.open/os.read rather than open(): no buffered-IO object per file, which matters when a
+    scan reads tens of thousands of attributes.
+
+    Raises:
+        Unreadable: the file exists but the read failed (permission, dead device).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return None
+    except OSError as err:
+        raise Unreadable(err) from err
+    try:
+        chunks = []
+        remaining = limit
+        while remaining > 0:
+            chunk = os.read(fd, remaining)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    except OSError as err:
+        raise Unreadable(err) from err
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str) -> str | None:
+    data = read_bytes(path)
+    if data is None:
+        return None
+    return data.decode("utf-8", "replace").strip()
+
+
+class SysfsRoot:
+    """A sysfs tree: the real /sys by default, or a fixture, snapshot or copy of one."""
+
+    __slots__ = ("path", "_str")
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        if path is None:
+            path = os.environ.get(SYSFS_ROOT_ENV) or DEFAULT_SYSFS_ROOT
+        p = Path(path)
+        if not p.exists():
+            raise SysfsRootError(f"sysfs root {str(p)!r} does not exist", path=p)
+        if not p.is_dir():
+            raise SysfsRootError(
+                f"sysfs root {str(p)!r} is not a directory",
+                path=p,
+                hint="give the directory that holds bus/ and devices/ (like /sys)",
+            )
+        self.path = p.resolve()
+        self._str = str(self.path)
+
+    def __repr__(self) -> str:
+        return f"SysfsRoot({self._str!r})"
+
+    @property
+    def is_live(self) -> bool:
+        """True when this is the running kernel's /sys (udev and writes make sense there)."""
+        return self._str == DEFAULT_SYSFS_ROOT
+
+    def join(self, *parts: str) -> str:
+        return os.path.join(self._str, *parts)
+
+    @property
+    def pci_bus_dir(self) -> str:
+        """The `/sys/bus/pci` equivalent: what lspci's sysfs.path wants."""
+        return self.join("bus", "pci")
+
+    def resolve_link(self, link_path: str) -> str | None:
+        """Where a symlink in the tree points, kept inside this root; None when it is broken.
+
+        Relative links are joined and normalised without touching the filesystem per component
+        (sysfs directories below devices/ are never themselves links). Absolute links such as
+        ``/sys/devices/...`` in a copied tree are re-rooted under this root.
+        """
+        try:
+            target = os.readlink(link_path)
+        except OSError:
+            return None
+        if os.path.isabs(target):
+            if target.startswith(self._str + os.sep):
+                resolved = target
+            elif target.startswith("/sys/"):
+                resolved = self._str + target[4:]
+            else:
+                return None
+        else:
+            resolved = os.path.normpath(os.path.join(os.path.dirname(link_path), target))
+        return resolved if os.path.exists(resolved) else None
+
+    def link_name(self, link_path: str) -> str | None:
+        """Basename of a symlink's target (driver, iommu_group), without requiring it to exist."""
+        try:
+            return os.path.basename(os.readlink(link_path).rstrip("/")) or None
+        except OSError:
+            return None
+
+    def listdir(self, path: str) -> list[str]:
+        """Names in a directory of the tree; [] when it is missing.
+
+        Raises:
+            SysfsPermissionError: the directory cannot be listed.
+            DeviceVanishedError: it vanished while being listed.
+        """
+        try:
+            return os.listdir(path)
+        except FileNotFoundError:
+            return []
+        except NotADirectoryError:
+            return []
+        except PermissionError as err:
+            raise SysfsPermissionError(f"cannot list {path}: permission denied", path=path) from err
+        except OSError as err:
+            if err.errno == errno.ENODEV:
+                raise DeviceVanishedError(f"{path} vanished", path=path) from err
+            raise SysfsRootError(f"cannot list {path}: {err.strerror}", path=path) from err

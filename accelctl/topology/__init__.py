@@ -1,0 +1,32 @@
+"""The PCI topology: nodes, parents, kinds, links, switches and cards of one snapshot."""
+
+from accelctl.topology.build import ACCEL_IDS_ENV, AcceleratorMatcher, build_topology
+from accelctl.topology.graph import SCHEMA_VERSION, Topology
+from accelctl.topology.model import (
+    Acs,
+    Bar,
+    Card,
+    CardLayout,
+    HostBridge,
+    Link,
+    NodeKind,
+    PciFunction,
+    Switch,
+)
+
+__all__ = [
+    "ACCEL_IDS_ENV",
+    "SCHEMA_VERSION",
+    "AcceleratorMatcher",
+    "Acs",
+    "Bar",
+    "Card",
+    "CardLayout",
+    "HostBridge",
+    "Link",
+    "NodeKind",
+    "PciFunction",
+    "Switch",
+    "Topology",
+    "build_topology",
+]

@@ -1,0 +1,447 @@
+"""build_topology: a scanned sysfs tree -> typed nodes, parents, kinds, links, cards.
+
+Sources of truth, in order: the sysfs directory nesting for parents (cross-checked against bridge
+bus ranges from config space, a disagreement is a warning), sysfs text attributes for cached ids
+and live link state, and decoded config space for what only registers hold (port type, ACS, DSN,
+slot). When config space is privilege-limited (64 bytes), kinds are inferred from the nesting and
+class codes instead, and the facts that need capability registers stay unknown.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from accelctl.pci import regs
+from accelctl.pci.bdf import Bdf, host_bridge_id
+from accelctl.sysfs import attrs as A
+from accelctl.sysfs.config import ConfigSpace, decode_config
+from accelctl.sysfs.root import SysfsRoot
+from accelctl.sysfs.scan import RawFunction, RawTree, ScanWarning, scan_tree
+from accelctl.topology.model import Acs, Bar, HostBridge, Link, NodeKind, PciFunction
+
+#: Environment variable with extra accelerator ids: ``vvvv:dddd`` or ``vvvv:*``, comma-separated.
+ACCEL_IDS_ENV = "ACCELCTL_ACCEL_IDS"
+
+_PORT_KINDS = {
+    regs.PortType.ENDPOINT: NodeKind.ENDPOINT,
+    regs.PortType.LEGACY_ENDPOINT: NodeKind.ENDPOINT,
+    regs.PortType.ROOT_PORT: NodeKind.ROOT_PORT,
+    regs.PortType.UPSTREAM: NodeKind.SWITCH_UPSTREAM,
+    regs.PortType.DOWNSTREAM: NodeKind.SWITCH_DOWNSTREAM,
+    regs.PortType.PCIE_TO_PCI_BRIDGE: NodeKind.PCI_BRIDGE,
+    regs.PortType.PCI_TO_PCIE_BRIDGE: NodeKind.PCI_BRIDGE,
+    regs.PortType.RC_ENDPOINT: NodeKind.RC_ENDPOINT,
+    regs.PortType.RC_EVENT_COLLECTOR: NodeKind.RC_EVENT_COLLECTOR,
+}
+_BRIDGE_WINDOW_NAMES = ("io_window", "mem_window", "pref_window")
+
+
+class AcceleratorMatcher:
+    """Decides which functions are accelerators: by class, plus a user list of vendor:device."""
+
+    def __init__(self, extra_ids: Iterable[str] = ()) -> None:
+        self.vendors: set[int] = set()
+        self.ids: set[tuple[int, int]] = set()
+        for item in extra_ids:
+            self.add(item)
+
+    def add(self, item: str) -> None:
+        from accelctl.errors import InvalidAddressError
+
+        vendor, sep, device = item.strip().lower().partition(":")
+        try:
+            if not sep:
+                raise ValueError(item)
+            if device in ("*", ""):
+                self.vendors.add(int(vendor, 16))
+            else:
+                self.ids.add((int(vendor, 16), int(device, 16)))
+        except ValueError:
+            raise InvalidAddressError(item, "accelerator ids are vvvv:dddd or vvvv:*") from None
+
+    @classmethod
+    def from_env(cls, extra_ids: Iterable[str] = ()) -> AcceleratorMatcher:
+        env = os.environ.get(ACCEL_IDS_ENV, "")
+        return cls([*(s for s in env.split(",") if s.strip()), *extra_ids])
+
+    def __call__(self, fn: PciFunction) -> bool:
+        if fn.class_code is not None and regs.is_accelerator_class(fn.class_code):
+            return True
+        if fn.vendor_id is None:
+            return False
+        return fn.vendor_id in self.vendors or (fn.vendor_id, fn.device_id or -1) in self.ids
+
+
+def build_topology(
+    root: SysfsRoot | str | os.PathLike[str] | None = None,
+    *,
+    accel_ids: Iterable[str] = (),
+    names: bool = True,
+):  # -> Topology (imported lazily below to keep module import order simple)
+    """Scan a sysfs tree and build its topology.
+
+    Args:
+        root: a SysfsRoot, a path, or None for $ACCELCTL_SYSFS_ROOT or /sys.
+        accel_ids: extra ``vvvv:dddd`` / ``vvvv:*`` ids counted as accelerators (added to
+            $ACCELCTL_ACCEL_IDS and the class rule).
+        names: look up vendor/device names in pci.ids when it is installed.
+
+    Raises:
+        SysfsRootError: the root is missing, not a directory, or has no PCI devices.
+        SysfsPermissionError: the device list cannot be read.
+        InvalidAddressError: a malformed accelerator id.
+    """
+    from accelctl.topology.cards import group_cards
+    from accelctl.topology.graph import Topology
+
+    if not isinstance(root, SysfsRoot):
+        root = SysfsRoot(root)
+    matcher = AcceleratorMatcher.from_env(accel_ids)
+    raw = scan_tree(root)
+    warnings = list(raw.warnings)
+    nodes = _build_nodes(raw, warnings)
+    for fn in nodes.functions.values():
+        fn.is_accelerator = matcher(fn)
+    if names:
+        _apply_names(nodes.functions.values())
+    switches, cards = group_cards(nodes.functions, nodes.children)
+    return Topology(
+        root=root,
+        host_bridges=nodes.host_bridges,
+        functions=nodes.functions,
+        children=nodes.children,
+        switches=switches,
+        cards=cards,
+        warnings=warnings,
+    )
+
+
+class _Nodes:
+    __slots__ = ("functions", "host_bridges", "children")
+
+    def __init__(self) -> None:
+        self.functions: dict[str, PciFunction] = {}
+        self.host_bridges: dict[str, HostBridge] = {}
+        self.children: dict[str, list[str]] = {}
+
+
+def _depth(raw: RawFunction) -> int:
+    return raw.path.count(os.sep)
+
+
+def _build_nodes(raw: RawTree, warnings: list[ScanWarning]) -> _Nodes:
+    out = _Nodes()
+    for hb in raw.host_bridges.values():
+        out.host_bridges[hb.id] = HostBridge(hb.id, hb.domain, hb.bus, hb.path, hb.parent)
+    configs: dict[str, ConfigSpace | None] = {}
+    # Parents before children, so structural kind inference can look at the parent's kind.
+    for r in sorted(raw.functions.values(), key=lambda r: (_depth(r), r.name)):
+        cfg = decode_config(r.config) if r.config is not None else None
+        configs[r.name] = cfg
+        fn = _make_function(r, cfg, raw, out, warnings)
+        out.functions[fn.id] = fn
+    _link_flat_parents(out, warnings)
+    for fn in sorted(out.functions.values(), key=lambda f: f.bdf):
+        if fn.parent is not None:
+            out.children.setdefault(fn.parent, []).append(fn.id)
+    for hb in out.host_bridges.values():
+        if hb.parent is not None:
+            out.children.setdefault(hb.parent, []).append(hb.id)
+        kids = [out.functions[c] for c in out.children.get(hb.id, ()) if c in out.functions]
+        numa = {k.numa_node for k in kids if k.numa_node is not None}
+        hb.numa_node = numa.pop() if len(numa) == 1 else None
+    _check_bus_ranges(out, warnings)
+    _report_limited_config(configs, warnings)
+    return out
+
+
+def _make_function(
+    r: RawFunction,
+    cfg: ConfigSpace | None,
+    raw: RawTree,
+    out: _Nodes,
+    warnings: list[ScanWarning],
+) -> PciFunction:
+    a = r.attrs
+    bdf = Bdf.parse(r.name)
+    fn = PciFunction(id=str(bdf), bdf=bdf, parent=r.parent, kind=NodeKind.ENDPOINT, path=r.path)
+    fn.vendor_id = _hex(a, "vendor", cfg.vendor_id if cfg else None)
+    fn.device_id = _hex(a, "device", cfg.device_id if cfg else None)
+    fn.subsystem_vendor_id = _hex(a, "subsystem_vendor", None)
+    fn.subsystem_device_id = _hex(a, "subsystem_device", None)
+    fn.class_code = _hex(a, "class", cfg.class_code if cfg else None)
+    fn.revision = _hex(a, "revision", cfg.revision if cfg else None)
+    numa = A.parse_int(a["numa_node"]) if "numa_node" in a else None
+    fn.numa_node = numa if numa is not None and numa >= 0 else None
+    group = r.links.get("iommu_group")
+    fn.iommu_group = int(group) if group and group.isdigit() else None
+    fn.driver = r.links.get("driver")
+    fn.physfn = r.links.get("physfn")
+    fn.unknown.update(r.unreadable)
+    if cfg is not None:
+        fn.config_bytes = cfg.size
+        fn.accessible = not cfg.all_ones
+        fn.multifunction = cfg.multifunction
+        for note in cfg.notes:
+            if cfg.all_ones:
+                warnings.append(ScanWarning("CONFIG_ALL_ONES", fn.id, note))
+            elif cfg.size > regs.UNPRIVILEGED_CONFIG_BYTES:
+                warnings.append(ScanWarning("CONFIG_DECODE", fn.id, note))
+    elif "config" not in r.unreadable:
+        fn.unknown["config"] = "no config file"
+    pcie = cfg.pcie if cfg is not None else None
+    fn.kind = _kind(fn, r, cfg, out)
+    fn.port_type = pcie.port_type if pcie else None
+    fn.link = _link(fn, a, pcie, warnings)
+    _bridge_facts(fn, a, cfg)
+    _capability_facts(fn, a, cfg)
+    _resources(fn, a)
+    _aer(fn, a)
+    if "sriov_totalvfs" in a:
+        fn.sriov_total_vfs = A.parse_int(a["sriov_totalvfs"])
+        fn.sriov_num_vfs = A.parse_int(a.get("sriov_numvfs", ""))
+    elif cfg is not None and cfg.sriov_total_vfs is not None:
+        fn.sriov_total_vfs, fn.sriov_num_vfs = cfg.sriov_total_vfs, cfg.sriov_num_vfs
+    if "reset_method" in a:
+        fn.reset_methods = tuple(a["reset_method"].split())
+    fn.power_state = a.get("power_state")
+    fn.slot = raw.slots.get((bdf.domain, bdf.bus, bdf.device))
+    if fn.parent is not None and fn.parent.startswith("pci") and fn.parent not in out.host_bridges:
+        m = fn.parent[3:].split(":")
+        out.host_bridges[fn.parent] = HostBridge(
+            fn.parent, int(m[0], 16), int(m[1], 16), os.path.dirname(r.path)
+        )
+    return fn
+
+
+def _hex(a: dict[str, str], name: str, fallback: int | None) -> int | None:
+    if name in a:
+        value = A.parse_hex(a[name])
+        if value is not None:
+            return value
+    return fallback
+
+
+def _kind(fn: PciFunction, r: RawFunction, cfg: ConfigSpace | None, out: _Nodes) -> NodeKind:
+    if fn.physfn is not None:
+        return NodeKind.VIRTUAL_FUNCTION
+    if cfg is not None and cfg.pcie is not None:
+        # IntEnum keys hash like ints: an unknown port type (garbage config) just misses.
+        kind = _PORT_KINDS.get(cfg.pcie.port_type)
+        if kind is not None:
+            return kind
+    # No PCIe capability readable: infer from the structure, as lspci -t would draw it.
+    is_bridge = (
+        (fn.class_code is not None and fn.class_code >> 8 == regs.CLASS_BRIDGE_PCI)
+        or (cfg is not None and cfg.header_type == regs.HEADER_BRIDGE)
+        or "secondary_bus_number" in r.attrs
+    )
+    parent_kind = _parent_kind(fn.parent, out)
+    known_not_pcie = cfg is not None and cfg.caps_complete and cfg.pcie is None
+    if is_bridge:
+        if known_not_pcie:
+            return NodeKind.PCI_BRIDGE
+        if parent_kind is NodeKind.HOST_BRIDGE:
+            return NodeKind.ROOT_PORT
+        if parent_kind in (NodeKind.ROOT_PORT, NodeKind.SWITCH_DOWNSTREAM):
+            return NodeKind.SWITCH_UPSTREAM
+        if parent_kind is NodeKind.SWITCH_UPSTREAM:
+            return NodeKind.SWITCH_DOWNSTREAM
+        return NodeKind.PCI_BRIDGE
+    if known_not_pcie or (parent_kind is NodeKind.PCI_BRIDGE):
+        return NodeKind.PCI_ENDPOINT
+    if parent_kind is NodeKind.HOST_BRIDGE:
+        # On a root bus without a root port: an RCiEP if it is Express (modern kernels only
+        # create link attributes for Express functions), a conventional function otherwise.
+        width = A.parse_int(r.attrs.get("max_link_width", ""))
+        if "max_link_width" in r.attrs and width not in (None, 255):
+            return NodeKind.RC_ENDPOINT
+        return NodeKind.PCI_ENDPOINT if cfg is not None and cfg.caps_complete else NodeKind.RC_ENDPOINT
+    return NodeKind.ENDPOINT
+
+
+def _parent_kind(parent: str | None, out: _Nodes) -> NodeKind | None:
+    if parent is None:
+        return None
+    if parent in out.host_bridges or parent.startswith("pci"):
+        return NodeKind.HOST_BRIDGE
+    p = out.functions.get(parent)
+    return p.kind if p is not None else None
+
+
+def _link(fn: PciFunction, a: dict[str, str], pcie, warnings: list[ScanWarning]) -> Link | None:  # type: ignore[no-untyped-def]
+    if fn.kind in (NodeKind.PCI_ENDPOINT, NodeKind.PCI_BRIDGE) and pcie is None:
+        return None
+    speed = A.parse_link_speed(a["current_link_speed"]) if "current_link_speed" in a else None
+    width = A.parse_link_width(a["current_link_width"]) if "current_link_width" in a else None
+    max_speed = A.parse_link_speed(a["max_link_speed"]) if "max_link_speed" in a else None
+    max_width = A.parse_link_width(a["max_link_width"]) if "max_link_width" in a else None
+    if pcie is not None and fn.accessible:
+        _cross_check(fn, "current link speed", speed, pcie.speed_gts, warnings)
+        _cross_check(fn, "current link width", width, pcie.width, warnings)
+        _cross_check(fn, "max link width", max_width, pcie.max_width, warnings)
+        speed = speed if speed is not None else pcie.speed_gts
+        width = width if width is not None else pcie.width
+        max_speed = max_speed if max_speed is not None else pcie.max_speed_gts
+        max_width = max_width if max_width is not None else pcie.max_width
+    if not fn.accessible:
+        speed = width = None  # live reads of a dead device are garbage (Unknown / x63)
+    if speed is None and width is None and max_speed is None and max_width is None:
+        return None
+    return Link(speed, width, max_speed, max_width)
+
+
+def _cross_check(fn: PciFunction, what: str, attr, reg, warnings: list[ScanWarning]) -> None:  # type: ignore[no-untyped-def]
+    if attr is not None and reg is not None and attr != reg:
+        warnings.append(
+            ScanWarning(
+                "ATTR_CONFIG_MISMATCH",
+                fn.id,
+                f"{what}: sysfs attribute says {attr}, config space says {reg}",
+            )
+        )
+
+
+def _bridge_facts(fn: PciFunction, a: dict[str, str], cfg: ConfigSpace | None) -> None:
+    if "secondary_bus_number" in a:
+        fn.secondary_bus = A.parse_int(a["secondary_bus_number"])
+        fn.subordinate_bus = A.parse_int(a.get("subordinate_bus_number", ""))
+    elif cfg is not None and cfg.secondary_bus is not None and fn.accessible:
+        fn.secondary_bus, fn.subordinate_bus = cfg.secondary_bus, cfg.subordinate_bus
+
+
+def _capability_facts(fn: PciFunction, a: dict[str, str], cfg: ConfigSpace | None) -> None:
+    serial = A.parse_serial(a["serial_number"]) if "serial_number" in a else None
+    if serial is None and cfg is not None:
+        serial = cfg.dsn
+    fn.serial = serial
+    if cfg is None or not fn.accessible:
+        return
+    if cfg.acs_cap is not None and cfg.acs_ctrl is not None:
+        fn.acs = Acs(cfg.acs_cap, cfg.acs_ctrl)
+    if cfg.dpc_status is not None:
+        fn.dpc_triggered = bool(cfg.dpc_status & regs.DPC_STATUS_TRIGGER)
+    if cfg.pcie is not None:
+        fn.flr_capable = cfg.pcie.flr
+        fn.slot_presence = cfg.pcie.presence_detect
+        fn.hotplug_capable = cfg.pcie.hotplug_capable
+    limited = not cfg.caps_complete or (fn.kind is not NodeKind.PCI_ENDPOINT and not cfg.ext_caps_complete)
+    if limited and cfg.size <= regs.UNPRIVILEGED_CONFIG_BYTES:
+        fn.unknown.setdefault(
+            "capabilities", "config space readable only to 64 bytes: serial, ACS, AER registers unknown"
+        )
+
+
+def _resources(fn: PciFunction, a: dict[str, str]) -> None:
+    text = a.get("resource")
+    if not text:
+        return
+    table = A.parse_resource(text)
+    fn.bars = tuple(
+        Bar(r.index, r.start, r.size, r.flags, r.prefetchable, r.is_64bit) for r in table if r.index < 6
+    )
+    for r in table:
+        if A.BRIDGE_WINDOW_FIRST_LINE <= r.index < A.BRIDGE_WINDOW_FIRST_LINE + 3:
+            fn.windows[_BRIDGE_WINDOW_NAMES[r.index - A.BRIDGE_WINDOW_FIRST_LINE]] = (r.start, r.size)
+
+
+def _aer(fn: PciFunction, a: dict[str, str]) -> None:
+    aer: dict[str, dict[str, int]] = {}
+    for key, attr in (
+        ("correctable", "aer_dev_correctable"),
+        ("nonfatal", "aer_dev_nonfatal"),
+        ("fatal", "aer_dev_fatal"),
+    ):
+        if attr in a:
+            aer[key] = A.parse_aer_counters(a[attr])
+    rootport = {
+        key: value
+        for key, attr in (
+            ("correctable", "aer_rootport_total_err_cor"),
+            ("nonfatal", "aer_rootport_total_err_nonfatal"),
+            ("fatal", "aer_rootport_total_err_fatal"),
+        )
+        if attr in a and (value := A.parse_int(a[attr])) is not None
+    }
+    if rootport:
+        aer["rootport_totals"] = rootport
+    fn.aer = aer or None
+
+
+def _link_flat_parents(out: _Nodes, warnings: list[ScanWarning]) -> None:
+    """Functions found outside any nesting (flat copies): attach them by bus numbers, as lspci does."""
+    orphans = [f for f in out.functions.values() if f.parent is None]
+    if not orphans:
+        return
+    by_secondary = {
+        (f.bdf.domain, f.secondary_bus): f.id
+        for f in out.functions.values()
+        if f.secondary_bus and f.accessible
+    }
+    for fn in orphans:
+        parent = by_secondary.get((fn.bdf.domain, fn.bdf.bus))
+        if parent is None:
+            parent = host_bridge_id(fn.bdf.domain, fn.bdf.bus)
+            if parent not in out.host_bridges:
+                out.host_bridges[parent] = HostBridge(parent, fn.bdf.domain, fn.bdf.bus, "")
+        fn.parent = parent
+    warnings.append(
+        ScanWarning(
+            "FLAT_TREE",
+            None,
+            f"{len(orphans)} functions are not nested under a root bus directory; "
+            "parents inferred from bridge bus numbers",
+        )
+    )
+
+
+def _check_bus_ranges(out: _Nodes, warnings: list[ScanWarning]) -> None:
+    """Every child of a bridge sits on its secondary bus; a disagreement is a warning."""
+    for fn in out.functions.values():
+        parent = out.functions.get(fn.parent or "")
+        if parent is None:
+            continue
+        if not parent.accessible or parent.secondary_bus is None or fn.kind is NodeKind.VIRTUAL_FUNCTION:
+            continue
+        sec, sub = parent.secondary_bus, parent.subordinate_bus
+        if sec == 0 and not sub:
+            continue  # exhausted/unassigned bus numbers: a diagnostic, not a parse problem
+        if not (sec <= fn.bdf.bus <= (sub if sub is not None else sec)):
+            warnings.append(
+                ScanWarning(
+                    "BUS_RANGE_MISMATCH",
+                    fn.id,
+                    f"nested under {parent.id} whose buses are [{sec:02x}-{(sub or sec):02x}], "
+                    f"but its bus is {fn.bdf.bus:02x}",
+                )
+            )
+
+
+def _report_limited_config(configs: dict[str, ConfigSpace | None], warnings: list[ScanWarning]) -> None:
+    limited = sorted(
+        name for name, cfg in configs.items() if cfg is not None and 0 < cfg.size <= regs.UNPRIVILEGED_CONFIG_BYTES
+    )
+    if limited:
+        warnings.append(
+            ScanWarning(
+                "CONFIG_LIMITED",
+                None,
+                f"config space of {len(limited)} functions is readable only to 64 bytes (not root): "
+                "serials, ACS, AER registers and port types from capabilities are unknown; "
+                "kinds inferred from the tree",
+            )
+        )
+
+
+def _apply_names(functions: Iterable[PciFunction]) -> None:
+    from accelctl.pci.names import PciIds
+
+    ids = PciIds.load()
+    if ids is None:
+        return
+    for fn in functions:
+        if fn.vendor_id is not None:
+            fn.vendor_name = ids.vendor(fn.vendor_id)
+            if fn.device_id is not None:
+                fn.device_name = ids.device(fn.vendor_id, fn.device_id)

@@ -1,0 +1,62 @@
+"""What `accelctl list` shows: accelerator endpoints by card (or every function with include_all)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from accelctl.sysfs.scan import ScanWarning
+from accelctl.topology.graph import SCHEMA_VERSION, Topology
+from accelctl.topology.model import Card, NodeKind, PciFunction
+
+
+@dataclass(slots=True)
+class DeviceRow:
+    function: PciFunction
+    #: endpoint index within its card (None for functions that are not card endpoints)
+    endpoint: int | None
+    #: ``cardN.epM`` for card endpoints, ``cardN`` for other card functions, else None
+    name: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.function.to_dict()
+        d["endpoint"] = self.endpoint
+        d["name"] = self.name
+        return d
+
+
+@dataclass(slots=True)
+class DeviceListing:
+    rows: list[DeviceRow]
+    cards: list[Card]
+    warnings: list[ScanWarning]
+    include_all: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "all": self.include_all,
+            "devices": [r.to_dict() for r in self.rows],
+            "cards": [c.to_dict() for c in self.cards],
+            "warnings": [w.to_dict() for w in self.warnings],
+        }
+
+
+def list_devices(topo: Topology, *, include_all: bool = False) -> DeviceListing:
+    """Rows sorted by BDF: accelerator endpoints (and their VFs), or every PCI function."""
+    endpoint_of: dict[str, tuple[int, int]] = {}
+    for card in topo.cards:
+        for i, ep in enumerate(card.endpoints):
+            endpoint_of[ep] = (card.index, i)
+    rows: list[DeviceRow] = []
+    for fn in sorted(topo.functions.values(), key=lambda f: f.bdf):
+        if not include_all and not (fn.is_accelerator or fn.id in endpoint_of):
+            continue
+        if not include_all and fn.kind is NodeKind.VIRTUAL_FUNCTION:
+            continue
+        if fn.id in endpoint_of:
+            card, ep = endpoint_of[fn.id]
+            rows.append(DeviceRow(fn, ep, f"card{card}.ep{ep}"))
+        else:
+            rows.append(DeviceRow(fn, None, f"card{fn.card}" if fn.card is not None else None))
+    return DeviceListing(rows, list(topo.cards), list(topo.warnings), include_all)
