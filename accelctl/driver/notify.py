@@ -57,20 +57,33 @@ class Waiter:
 
     ``ready`` is the caller's check (reap the CQs and report whether what it waits for is done);
     the waiter never runs callbacks itself, so callbacks stay in the caller's thread.
+
+    Besides the completion eventfds, "watch" fds (the control socket, the device-event eventfd)
+    are in the same epoll set: when one fires, ``on_watch(fd)`` runs, so a dead daemon or a
+    fatal device status wakes a sleeping waiter at once instead of after a command timeout. In
+    poll mode they are checked every ``_WATCH_EVERY`` spins (an ``epoll.poll(0)`` costs ~0.25 us).
     """
+
+    _WATCH_EVERY = 256
 
     def __init__(self, mode: WaitMode | str = WaitMode.INTERRUPT, *, spin_us: float = 50.0) -> None:
         self.mode = WaitMode(mode)
         self.spin_ns = int(spin_us * 1000)
         self._epoll = select.epoll()
         self._fds: set[int] = set()
+        self._watch: dict[int, Callable[[int], None]] = {}
 
     def add(self, fd: int) -> None:
         if fd not in self._fds:
             self._epoll.register(fd, select.EPOLLIN)
             self._fds.add(fd)
 
+    def watch(self, fd: int, on_watch: Callable[[int], None]) -> None:
+        self.add(fd)
+        self._watch[fd] = on_watch
+
     def remove(self, fd: int) -> None:
+        self._watch.pop(fd, None)
         if fd in self._fds:
             self._fds.discard(fd)
             try:
@@ -82,10 +95,17 @@ class Waiter:
         """The epoll fd: readable when any completion eventfd is (plug it into another loop)."""
         return self._epoll.fileno()
 
+    def _poll(self, timeout_s: float) -> None:
+        events = self._epoll.poll(timeout_s)
+        if self._watch:
+            for fd, _ in events:
+                hook = self._watch.get(fd)
+                if hook is not None:
+                    hook(fd)
+
     def sleep(self, timeout_s: float) -> None:
-        """Block until a completion eventfd fires or ``timeout_s`` passes."""
-        if timeout_s > 0:
-            self._epoll.poll(timeout_s)
+        """Block until an eventfd fires or ``timeout_s`` passes (watch hooks run)."""
+        self._poll(max(0.0, timeout_s))
 
     def wait(self, ready: Callable[[], bool], deadline_ns: int) -> bool:
         """True when ``ready()`` became true before ``deadline_ns`` (time.monotonic_ns)."""
@@ -95,20 +115,24 @@ class Waiter:
         now = time.monotonic_ns
         if mode is not WaitMode.INTERRUPT:
             spin_until = deadline_ns if mode is WaitMode.POLL else min(deadline_ns, now() + self.spin_ns)
+            spins = 0
             while now() < spin_until:
                 if ready():
                     return True
+                spins += 1
+                if spins % self._WATCH_EVERY == 0 and self._watch:
+                    self._poll(0)
             if mode is WaitMode.POLL:
                 return ready()
-        poll = self._epoll.poll
         while True:
             remaining = deadline_ns - now()
             if remaining <= 0:
                 return ready()
-            poll(remaining / 1e9)
+            self._poll(remaining / 1e9)
             if ready():
                 return True
 
     def close(self) -> None:
         self._epoll.close()
         self._fds.clear()
+        self._watch.clear()

@@ -13,10 +13,7 @@ CQ rules that matter (driver-core.md pitfalls 1-3):
 
 from __future__ import annotations
 
-SQE_SIZE = 64
-CQE_SIZE = 16
-#: Offset of the 16-bit status word (phase in bit 0) inside a CQE.
-CQE_STATUS_OFFSET = 14
+from accelctl.driver.abi import CQE_SIZE, CQE_STATUS_HWORD, SQE_SIZE
 
 
 class SubmissionRing:
@@ -64,7 +61,7 @@ class CompletionRing:
             raise ValueError(f"CQ memory of {len(mem)} bytes is too small for {depth} entries")
         self.mem = mem
         self.depth = depth
-        # The status word of entry i is u16 index i*8+7 of the CQ viewed as u16.
+        # The status word of entry i is u16 index i*8+CQE_STATUS_HWORD of the CQ viewed as u16.
         self._status = mem[: depth * CQE_SIZE].cast("H")
         self.head = 0
         self.phase = 1
@@ -76,11 +73,11 @@ class CompletionRing:
         self.phase = 1
 
     def pending(self) -> bool:
-        return (self._status[self.head * 8 + 7] & 1) == self.phase
+        return (self._status[self.head * 8 + CQE_STATUS_HWORD] & 1) == self.phase
 
     def peek_status(self) -> int:
         """The raw status word at the head, or -1 when the entry is not new (phase mismatch)."""
-        word = self._status[self.head * 8 + 7]
+        word = self._status[self.head * 8 + CQE_STATUS_HWORD]
         return word if (word & 1) == self.phase else -1
 
     def head_offset(self) -> int:

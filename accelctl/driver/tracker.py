@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from accelctl.driver import abi
 from accelctl.errors import DriverError
 
-TAG_BITS = 12
-GEN_MASK = 0xF
-TAG_MASK = (1 << TAG_BITS) - 1
-MAX_TRACKERS = TAG_MASK  # tags 0..4094; depth <= 4095 (Linux genctr rule)
+TAG_BITS = abi.CID_TAG_BITS
+GEN_MASK = abi.CID_GEN_MASK
+TAG_MASK = abi.CID_TAG_MASK
+MAX_TRACKERS = abi.MAX_TAGS  # tags 0..4094; depth <= 4095 (Linux genctr rule)
 
 
 class RequestState(IntEnum):
@@ -48,7 +49,7 @@ class Completion:
 
     def __init__(self, status: int, result: int = 0, sqhd: int = 0, sqid: int = 0, cid: int = 0,
                  source: str = "cqe") -> None:
-        #: The 15-bit status field (sc | sct << 8 | crd << 11 | m << 13 | dnr << 14); phase removed.
+        #: The CQE status word with the phase bit cleared (abi.make_status layout).
         self.status = status
         #: cdw0 | cdw1 << 32
         self.result = result
@@ -61,22 +62,30 @@ class Completion:
 
     @property
     def ok(self) -> bool:
-        return self.status == 0
+        return abi.status_ok(self.status)
 
     @property
     def sc(self) -> int:
-        return self.status & 0xFF
+        return abi.status_sc(self.status)
 
     @property
     def sct(self) -> int:
-        return (self.status >> 8) & 0x7
+        return abi.status_sct(self.status)
 
     @property
     def dnr(self) -> bool:
-        return bool(self.status & (1 << 14))
+        return abi.status_dnr(self.status)
+
+    @property
+    def retryable(self) -> bool:
+        return abi.status_retryable(self.status)
+
+    @property
+    def status_name(self) -> str:
+        return abi.status_name(self.status)
 
     def __repr__(self) -> str:
-        return (f"Completion(sct={self.sct}, sc={self.sc:#x}, dnr={self.dnr}, result={self.result:#x}, "
+        return (f"Completion({self.status_name}, dnr={self.dnr}, result={self.result:#x}, "
                 f"source={self.source!r})")
 
 
