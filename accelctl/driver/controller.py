@@ -204,6 +204,8 @@ class Controller:
                 raise DeviceRemovedError("the device is gone (CSTS reads all ones)")
             if bool(csts & abi.CSTS_RDY) == want:
                 return
+            if want and csts & abi.CSTS_CFS:
+                raise BackendError("the controller reported fatal status while enabling")
             if time.monotonic() > deadline:
                 raise BackendError(f"CSTS.RDY did not become {int(want)} within {self.ready_timeout_s}s")
             time.sleep(0.001)

@@ -1,0 +1,57 @@
+"""`accelctl bench`: the driver core's latency, throughput and DMA numbers against a simulator."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from accelctl.cli import _output as out
+from accelctl.cli._options import JsonOpt
+
+app = typer.Typer(help="Measure the driver core against a simulated endpoint.")
+
+
+@app.callback(invoke_without_command=True)
+def bench(
+    ctx: typer.Context,
+    device: Annotated[Optional[str], typer.Argument(help="Endpoint (default: the first of the tree).")] = None,
+    seconds: Annotated[float, typer.Option("--seconds", help="Duration of each throughput run.")] = 1.0,
+    iterations: Annotated[int, typer.Option("--iterations", help="Latency samples per mode.")] = 5000,
+    json: JsonOpt = False,
+) -> None:
+    """Latency (interrupt, poll), batched throughput vs. one-ioctl-per-command, DMA vs. memcpy.
+
+    Uses the bundled one-card fixture unless --fixture or --sysfs-root names another tree."""
+    if ctx.invoked_subcommand is not None:
+        return
+    ctx.obj.json_errors = json
+    from accelctl.driver.bench import run_bench
+
+    state = ctx.obj
+    root: Any = None
+    if state.sysfs_root is not None or state.fixture is not None:
+        root = state.root().path
+    report = run_bench(device, sysfs_root=root, seconds=seconds, latency_iterations=iterations)
+    if json:
+        out.emit_json(report)
+        return
+    _render(report)
+
+
+def _render(r: dict[str, Any]) -> None:
+    lat = r["sync_latency_us"]
+    lines = [
+        f"device {r['device']} (simulator in a separate process, {r['cpus']} CPUs)",
+        f"sync latency  interrupt p50 {lat['interrupt']['p50']} us  p99 {lat['interrupt']['p99']} us",
+        f"              poll      p50 {lat['poll']['p50']} us  p99 {lat['poll']['p99']} us",
+        f"throughput    {r['throughput_cmds_per_s']:,} cmd/s batched x32  vs  ioctl {r['ioctl_baseline_cmds_per_s']:,} cmd/s",
+    ]
+    for label in r["memcpy_gbs"]:
+        lines.append(f"DMA {label:>6}    write {r['dma_write_gbs'][label]} GB/s  read {r['dma_read_gbs'][label]} GB/s"
+                     f"  memcpy {r['memcpy_gbs'][label]} GB/s")
+    lines.append("targets:")
+    for name, t in r["targets"].items():
+        bound = f">= {t['min']}" if "min" in t else f"<= {t['max']}"
+        lines.append(f"  {'PASS' if t['pass'] else 'FAIL'}  {name}: {t['value']} ({bound})")
+    out.emit_text("\n".join(lines))
