@@ -1,0 +1,27 @@
+"""Shared test set-up: stable rendering, and helpers to build fixture trees once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+os.environ.setdefault("NO_COLOR", "1")
+os.environ.setdefault("COLUMNS", "200")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path_factory):
+    # Never read the developer's real state, cache or environment overrides in a test.
+    cache = tmp_path_factory.getbasetemp() / "accelctl-cache"
+    monkeypatch.setenv("ACCELCTL_CACHE_DIR", str(cache))
+    for var in ("ACCELCTL_SYSFS_ROOT", "ACCELCTL_FIXTURE", "ACCELCTL_ACCEL_IDS", "ACCELCTL_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def lspci_available() -> bool:
+    return shutil.which("lspci") is not None
+
+
+requires_lspci = pytest.mark.skipif(not lspci_available(), reason="lspci (pciutils) not installed")
