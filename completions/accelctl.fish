@@ -1,0 +1,1 @@
+complete --command accelctl --no-files --arguments "(env _ACCELCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) accelctl)" --condition "env _ACCELCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) accelctl"
