@@ -1,0 +1,19 @@
+"""The device simulator: plays the kernel driver and the firmware of accelerator endpoints.
+
+Start it with :func:`accelctl.sim.service.start_embedded` (a thread) or ``python -m
+accelctl.sim.device`` (a process); talk to it with the ABI in :mod:`accelctl.driver.abi`.
+"""
+
+from .config import DEFAULT_MEMORY_CAP, EndpointConfig, endpoints_from_sysfs_root
+from .daemon import DaemonError, DeviceDaemon
+from .faults import FaultSpec, FaultSpecError
+
+__all__ = [
+    "DEFAULT_MEMORY_CAP",
+    "DaemonError",
+    "DeviceDaemon",
+    "EndpointConfig",
+    "FaultSpec",
+    "FaultSpecError",
+    "endpoints_from_sysfs_root",
+]

@@ -1,0 +1,215 @@
+"""The firmware model of one endpoint: device memory, identity, health, error log, features.
+
+Device memory is a sparse file under the fixture's state directory mapped MAP_SHARED, so a write
+made by one CLI command is there for the next one (and for a daemon in another process). Small
+persistent facts (logical address, serial override, power cycles) live in a JSON file beside it.
+Everything else returns to its power-on value on a device reset.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from accelctl.driver import abi
+
+from .config import EndpointConfig
+
+TEMPERATURE_K = 318  # 45 C at idle
+DEFAULT_TEMPERATURE_THRESHOLD_K = 358
+FIRMWARE_SLOTS = 7
+ACL = 3  # abort command limit (0-based: 4 outstanding)
+AERL = 3  # async event request limit (0-based: 4 outstanding)
+MDTS = 256 << 20  # max bytes per command
+SGL_MAX_DESCRIPTORS = 256
+MAX_QUEUE_ENTRIES = 4096
+
+
+class Firmware:
+    """State of one endpoint shared by all its sessions (connections)."""
+
+    def __init__(self, config: EndpointConfig, state_dir: Path | None) -> None:
+        self.config = config
+        self.bdf = config.bdf
+        self.memory_size = config.memory_size
+        self.lock = threading.Lock()  # guards logs, features and persistent state (not memory)
+        self._state_path: Path | None = None
+        self._mem_file: int | None = None
+        if state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            safe = config.bdf.replace(":", "_")
+            self._state_path = state_dir / f"{safe}.json"
+            fd = os.open(state_dir / f"{safe}.mem", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                if os.fstat(fd).st_size != self.memory_size:
+                    os.ftruncate(fd, self.memory_size)  # sparse: costs no disk until written
+                self._mmap = mmap.mmap(fd, self.memory_size, mmap.MAP_SHARED)
+            finally:
+                os.close(fd)
+        else:
+            self._mmap = mmap.mmap(-1, self.memory_size, mmap.MAP_SHARED)
+        self.memory = memoryview(self._mmap)
+        self.reset_gen = 1
+        self.removed = False
+        self.persistent: dict[str, Any] = {"logical_address": 0, "serial": None, "power_cycles": 0}
+        self._load_persistent()
+        self.persistent["power_cycles"] = int(self.persistent.get("power_cycles", 0)) + 1
+        self._save_persistent()
+        self.counters: dict[str, int] = dict.fromkeys(abi.HEALTH_COUNTERS, 0)
+        self.error_log: deque[bytes] = deque(maxlen=abi.ERROR_LOG_ENTRIES)
+        self.error_count = 0
+        self._power_on()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def _power_on(self) -> None:
+        self.powered_on_at = time.monotonic()
+        self.features: dict[int, int] = {
+            abi.Feature.TEMPERATURE_THRESHOLD: DEFAULT_TEMPERATURE_THRESHOLD_K,
+            abi.Feature.NUMBER_OF_QUEUES: ((abi.MAX_QUEUES - 2) << 16) | (abi.MAX_QUEUES - 2),
+            abi.Feature.INTERRUPT_COALESCING: 0,
+            abi.Feature.ASYNC_EVENT_CONFIG: 0xFF,
+            abi.Feature.KEEP_ALIVE_TIMER: 0,
+            abi.Feature.POWER_STATE: abi.PowerState.ACTIVE,
+        }
+        self.temperature_k = TEMPERATURE_K
+
+    def device_reset(self, *, new_serial: str | None = None) -> int:
+        """Back to power-on state; returns the new reset generation. Device memory is kept."""
+        with self.lock:
+            self.reset_gen += 1
+            self.counters["device_resets"] += 1
+            self.persistent["power_cycles"] = int(self.persistent.get("power_cycles", 0)) + 1
+            if new_serial is not None:
+                self.persistent["serial"] = new_serial
+            self._save_persistent()
+            self._power_on()
+            return self.reset_gen
+
+    def close(self) -> None:
+        self.memory.release()
+        try:
+            self._mmap.close()
+        except BufferError:  # a command still holds a slice; the GC closes it later
+            pass
+
+    # --- identity ------------------------------------------------------------------------------
+
+    @property
+    def serial(self) -> str:
+        return self.persistent.get("serial") or self.config.serial
+
+    @property
+    def logical_address(self) -> int:
+        return int(self.persistent.get("logical_address", 0))
+
+    def identify_controller(self) -> bytes:
+        page = bytearray(abi.IDENTIFY_SIZE)
+        abi.IDENTIFY_CONTROLLER.pack_into(
+            page, 0, self.config.vendor_id & 0xFFFF, self.config.device_id & 0xFFFF,
+            self.serial.encode()[:32], self.config.model.encode()[:40], self.config.firmware_rev.encode()[:8],
+            abi.ABI_VERSION_WORD, abi.MAX_QUEUES, MAX_QUEUE_ENTRIES, ACL, AERL, SGL_MAX_DESCRIPTORS,
+            MDTS, self.memory_size, _optional_io_bitmap(), self.reset_gen,
+        )
+        return bytes(page)
+
+    def identify_endpoint(self) -> bytes:
+        page = bytearray(abi.IDENTIFY_SIZE)
+        abi.IDENTIFY_ENDPOINT.pack_into(
+            page, 0, self.bdf.encode()[:16], self.logical_address, self.config.numa_node,
+            self.config.bar0_size, self.serial.encode()[:32], self.config.model.encode()[:40],
+        )
+        return bytes(page)
+
+    # --- logs -------------------------------------------------------------------------------------
+
+    def health_log(self) -> bytes:
+        c = dict(self.counters)
+        c["power_cycles"] = int(self.persistent.get("power_cycles", 0))
+        c["power_on_seconds"] = int(time.monotonic() - self.powered_on_at)
+        c["error_log_entries"] = self.error_count
+        threshold = self.features[abi.Feature.TEMPERATURE_THRESHOLD]
+        warning = abi.CRITICAL_WARNING_TEMPERATURE if self.temperature_k >= threshold else 0
+        return abi.HEALTH_LOG.pack(
+            warning, 0, self.temperature_k, threshold, self.features[abi.Feature.POWER_STATE],
+            *(c[name] for name in abi.HEALTH_COUNTERS),
+        )
+
+    def error_log_page(self) -> bytes:
+        with self.lock:
+            entries = list(self.error_log)
+        entries.reverse()  # newest first
+        return b"".join(entries).ljust(abi.ERROR_LOG_ENTRY_SIZE * abi.ERROR_LOG_ENTRIES, b"\0")
+
+    def firmware_log(self) -> bytes:
+        rev = self.config.firmware_rev.encode()[:8]
+        return abi.FIRMWARE_LOG.pack(1, rev, *([b""] * (FIRMWARE_SLOTS - 1)))
+
+    def log_page(self, lid: int) -> bytes | None:
+        if lid == abi.LogPage.HEALTH:
+            return self.health_log()
+        if lid == abi.LogPage.ERROR:
+            return self.error_log_page()
+        if lid == abi.LogPage.FIRMWARE:
+            return self.firmware_log()
+        return None
+
+    def record_error(self, sqid: int, cid: int, status: int, opcode: int, dev_addr: int, length: int) -> None:
+        with self.lock:
+            self.error_count += 1
+            self.error_log.append(
+                abi.ERROR_LOG_ENTRY.pack(self.error_count, sqid, cid, status & 0xFFFE, opcode, dev_addr, length)
+            )
+
+    # --- features --------------------------------------------------------------------------------
+
+    def get_feature(self, fid: int) -> int | None:
+        if fid == abi.Feature.LOGICAL_ADDRESS:
+            return self.logical_address
+        return self.features.get(fid)
+
+    def set_feature(self, fid: int, value: int) -> bool:
+        """False when the feature is unknown or not changeable."""
+        if fid == abi.Feature.LOGICAL_ADDRESS:
+            with self.lock:
+                self.persistent["logical_address"] = value & 0xFFFFFFFF
+                self._save_persistent()
+            return True
+        if fid == abi.Feature.NUMBER_OF_QUEUES or fid not in self.features:
+            return False
+        if fid == abi.Feature.POWER_STATE and value not in tuple(abi.PowerState):
+            return False
+        self.features[fid] = value & 0xFFFFFFFF
+        return True
+
+    # --- persistence -------------------------------------------------------------------------------
+
+    def _load_persistent(self) -> None:
+        if self._state_path is None or not self._state_path.exists():
+            return
+        try:
+            data = json.loads(self._state_path.read_text())
+        except (OSError, ValueError):
+            return  # a corrupt state file is treated as a fresh device, as firmware would
+        if isinstance(data, dict):
+            self.persistent.update({k: data[k] for k in ("logical_address", "serial", "power_cycles") if k in data})
+
+    def _save_persistent(self) -> None:
+        if self._state_path is None:
+            return
+        tmp = self._state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.persistent, sort_keys=True))
+        os.replace(tmp, self._state_path)
+
+
+def _optional_io_bitmap() -> int:
+    bits = 0
+    for op in abi.IoOpcode:
+        bits |= 1 << (31 if op == abi.IoOpcode.FENCE else (op & 31))
+    return bits

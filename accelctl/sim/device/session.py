@@ -1,0 +1,702 @@
+"""One connection = one open file = one controller instance: registers, queues, IOVA map, eventfds,
+and the queue engine thread that plays the device for this session's rings.
+
+Threads: the daemon's control loop calls the control-path methods; the engine thread runs
+:meth:`Session._run`. Both take ``self.lock`` around anything that touches queues, the IOVA map or
+registers; the engine holds it for one processing pass (a batch), not per command, and never while
+it sleeps or spins.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import random
+import select
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from accelctl.driver import abi
+
+from . import faults as F
+from .commands import CommandSet
+from .iova import IovaMap
+from .queues import DeviceCQ, DeviceSQ, HeldCommand
+
+if TYPE_CHECKING:
+    from .daemon import Endpoint
+
+MAX_VECTORS = 64
+MAX_PENDING_EVENTS = 16
+#: While a CQ is full (a misbehaving host), re-check its head doorbell this often.
+STALL_RECHECK_S = 0.001
+ENGINE_JOIN_TIMEOUT_S = 5.0
+
+
+class SessionError(OSError):
+    """A control request this session refuses (errno + message go back in the reply)."""
+
+    def __init__(self, err: int, message: str) -> None:
+        super().__init__(err, message)
+
+
+class Session(CommandSet):
+    def __init__(self, endpoint: Endpoint, session_id: int, peer_pid: int | None, spin_us: float) -> None:
+        self.endpoint = endpoint
+        self.firmware = endpoint.firmware
+        self.faults = endpoint.faults
+        self.id = session_id
+        self.peer_pid = peer_pid
+        self.lock = threading.RLock()
+        self.reset_gen = self.firmware.reset_gen
+        self.stale = False
+        self.released = False
+        # doorbell page: a memfd the client maps (GET_DOORBELLS)
+        self.doorbell_fd = os.memfd_create(f"accelsim-db-{endpoint.config.bdf}-{session_id}", os.MFD_CLOEXEC)
+        os.ftruncate(self.doorbell_fd, abi.DOORBELL_PAGE_SIZE)
+        self._db_map = mmap.mmap(self.doorbell_fd, abi.DOORBELL_PAGE_SIZE, mmap.MAP_SHARED)
+        self.db32 = memoryview(self._db_map).cast("I")
+        self.db32[abi.STATUS_RESET_GEN_INDEX] = self.reset_gen
+        self.db32[abi.STATUS_SESSION_GEN_INDEX] = self.reset_gen
+        # registers
+        self.cc = 0
+        self.csts = 0
+        self.aqa = 0
+        self.asq = 0
+        self.acq = 0
+        self.intms = 0
+        self.ever_enabled = False
+        self.iova = IovaMap()
+        self.kicks: dict[int, int] = {}
+        self.irqs: dict[int, int] = {}
+        self.notifier_fd: int | None = None
+        self.sqs: dict[int, DeviceSQ] = {}
+        self.cqs: dict[int, DeviceCQ] = {}
+        self.sq_list: list[DeviceSQ] = []
+        self.held: list[HeldCommand] = []
+        self.aers: list[HeldCommand] = []
+        self.pending_events: deque[int] = deque(maxlen=MAX_PENDING_EVENTS)
+        self.spin_ns = int(spin_us * 1000)
+        self.memory = self.firmware.memory
+        self.memory_size = self.firmware.memory_size
+        self.counters = self.firmware.counters
+        self._rng = random.Random(session_id)
+        # engine
+        self._epoll: select.epoll | None = None
+        self._wake_fd = -1
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.running = False  # CC.EN=1, RDY=1, no CFS: the engine fetches commands
+        self.stats = {"commands": 0, "passes": 0, "sleeps": 0, "irqs": 0, "spin_hits": 0}
+        self.admin_handlers, self.io_handlers = self.build_handlers()
+
+    # ==========================================================================================
+    # control path (daemon thread)
+    # ==========================================================================================
+
+    def check_live(self) -> None:
+        if self.stale:
+            raise SessionError(errno.ENODEV, "device was reset by another session; reopen it")
+        if self.firmware.removed:
+            raise SessionError(errno.ENODEV, "device removed")
+
+    def reg_read(self, offset: int, width: int) -> int:
+        with self.lock:
+            values = {
+                abi.Reg.CAP: abi.make_cap(4096, 2000, abi.DOORBELL_STRIDE),
+                abi.Reg.VS: abi.VS_1_0,
+                abi.Reg.INTMS: self.intms,
+                abi.Reg.INTMC: self.intms,
+                abi.Reg.CC: self.cc,
+                abi.Reg.CSTS: abi.CSTS_GONE if self.firmware.removed else self.csts,
+                abi.Reg.AQA: self.aqa,
+                abi.Reg.ASQ: self.asq,
+                abi.Reg.ACQ: self.acq,
+            }
+            if offset not in values or abi.REG_WIDTH[abi.Reg(offset)] != width:
+                raise SessionError(errno.EINVAL, f"no {width}-byte register at {offset:#x}")
+            return values[offset]
+
+    def reg_write(self, offset: int, width: int, value: int) -> None:
+        if offset not in abi.REG_WIDTH or abi.REG_WIDTH[abi.Reg(offset)] != width:
+            raise SessionError(errno.EINVAL, f"no {width}-byte register at {offset:#x}")
+        with self.lock:
+            if offset == abi.Reg.CC:
+                self._write_cc(value & 0xFFFFFFFF)
+            elif offset in (abi.Reg.AQA, abi.Reg.ASQ, abi.Reg.ACQ):
+                if self.cc & abi.CC_EN:
+                    raise SessionError(errno.EBUSY, "admin queue registers are read-only while CC.EN=1")
+                if offset == abi.Reg.AQA:
+                    self.aqa = value & 0x0FFF0FFF
+                elif offset == abi.Reg.ASQ:
+                    self.asq = value
+                else:
+                    self.acq = value
+            elif offset == abi.Reg.INTMS:
+                self.intms |= value & 0xFFFFFFFF
+            elif offset == abi.Reg.INTMC:
+                self.intms &= ~value & 0xFFFFFFFF
+            else:
+                raise SessionError(errno.EPERM, f"register {abi.Reg(offset).name} is read-only")
+
+    def _write_cc(self, value: int) -> None:
+        was = self.cc & abi.CC_EN
+        shn = value & abi.CC_SHN_MASK
+        if shn and self.cc & abi.CC_EN:
+            self._disable(abort_status=abi.STATUS_ABORTED_SQ_DELETION)
+            self._set_csts((self.csts & ~abi.CSTS_SHST_MASK) | abi.CSTS_SHST_COMPLETE)
+            self.cc = value & ~abi.CC_EN
+            return
+        if value & abi.CC_EN and not was:
+            if self.ever_enabled and self.faults.active and self.faults.on_reset(F.RESET_FAIL):
+                self.cc = value
+                self._set_csts(abi.CSTS_CFS)  # enable after a reset failed: never becomes ready
+                return
+            self.cc = value
+            self._enable()
+        elif not value & abi.CC_EN and was:
+            self.cc = value
+            self._disable(abort_status=abi.STATUS_ABORTED_SQ_DELETION)
+        else:
+            self.cc = value
+
+    def _enable(self) -> None:
+        sq_entries, cq_entries = abi.aqa_sq_entries(self.aqa), abi.aqa_cq_entries(self.aqa)
+        if sq_entries < 2 or cq_entries < 2:
+            self.cc &= ~abi.CC_EN
+            raise SessionError(errno.EINVAL, "AQA: admin queues need at least 2 entries")
+        cq_map = self.iova.find(self.acq, cq_entries * abi.CQE_SIZE)
+        sq_map = self.iova.find(self.asq, sq_entries * abi.SQE_SIZE)
+        if cq_map is None or sq_map is None or not (cq_map.flags & abi.DmaFlags.WRITE):
+            self.cc &= ~abi.CC_EN
+            raise SessionError(errno.EFAULT, "ASQ/ACQ do not lie inside DMA mappings (ACQ needs WRITE)")
+        cq_view = self.iova.translate(self.acq, cq_entries * abi.CQE_SIZE, abi.DmaFlags.WRITE)
+        sq_view = self.iova.translate(self.asq, sq_entries * abi.SQE_SIZE, 0)
+        assert cq_view is not None and sq_view is not None
+        cq = DeviceCQ(0, cq_entries, cq_view, cq_map, 0, True)
+        sq = DeviceSQ(0, sq_entries, sq_view, sq_map, cq)
+        self.cqs[0] = cq
+        self.sqs[0] = sq
+        self.db32[cq.head_index] = 0
+        self.db32[sq.tail_index] = 0
+        self._rebuild_sq_list()
+        self.ever_enabled = True
+        self.pending_events.clear()
+        self._set_csts(abi.CSTS_RDY)
+        self.running = True
+        self._start_engine()
+        self.wake()
+
+    def _disable(self, abort_status: int) -> None:
+        """CC.EN=0 / controller reset: stop fetching, complete held commands with ``abort_status``
+        (they land in the CQ before the queues go, so the host reaps them as normal completions),
+        delete every queue. The host cancels whatever it still tracks after RDY=0."""
+        self.running = False
+        self._abort_held(abort_status)
+        self._signal_irqs()
+        self._delete_all_queues()
+        self._set_csts(self.csts & ~(abi.CSTS_RDY | abi.CSTS_CFS))
+
+    def controller_reset(self) -> None:
+        with self.lock:
+            if self.faults.active and self.faults.on_reset(F.RESET_FAIL):
+                self.running = False
+                self._set_csts(self.csts | abi.CSTS_CFS)
+                raise SessionError(errno.EIO, "controller reset failed (injected)")
+            self.firmware.counters["controller_resets"] += 1
+            self._disable(abort_status=abi.STATUS_ABORTED_SQ_DELETION)
+            self.cc &= ~abi.CC_EN
+
+    def quiesce_for_device_reset(self, *, make_stale: bool) -> None:
+        """Device reset: abort held work with a retryable status, delete queues, CC.EN=0. A session
+        other than the resetting one becomes stale and loses its DMA maps and eventfds (the reset
+        reclaims them even if its process never closes the connection: tt-kmd#261)."""
+        with self.lock:
+            self._disable(abort_status=abi.STATUS_ABORTED_SQ_DELETION)
+            self.cc = 0
+            if make_stale:
+                self.stale = True
+                self._close_eventfds(keep_notifier=True)
+                self.iova.clear()
+        self._stop_engine()
+
+    def adopt_reset_gen(self, gen: int) -> None:
+        self.reset_gen = gen
+        self.db32[abi.STATUS_SESSION_GEN_INDEX] = gen
+
+    def publish_reset_gen(self, gen: int) -> None:
+        self.db32[abi.STATUS_RESET_GEN_INDEX] = gen
+        self.notify()
+
+    def mark_removed(self) -> None:
+        with self.lock:
+            self.running = False
+            self._set_csts(abi.CSTS_GONE)
+        self.notify()
+
+    def set_fatal(self, reason: str = "") -> None:
+        """CSTS.CFS: the controller stops processing until it is disabled (reset)."""
+        with self.lock:
+            self.running = False
+            self._set_csts(self.csts | abi.CSTS_CFS)
+            self.raise_event(abi.make_event(abi.AsyncEventType.ERROR, abi.AsyncEventInfo.FATAL_CONTROLLER))
+        self.notify()
+
+    def notify(self) -> None:
+        fd = self.notifier_fd
+        if fd is not None:
+            try:
+                os.eventfd_write(fd, 1)
+            except OSError:
+                pass
+
+    def _set_csts(self, value: int) -> None:
+        self.csts = value & 0xFFFFFFFF
+        self.db32[abi.STATUS_CSTS_INDEX] = self.csts
+
+    # --- DMA -----------------------------------------------------------------------------------
+
+    def dma_map(self, fd: int, iova: int, size: int, offset: int, flags: int) -> None:
+        with self.lock:
+            self.iova.map(fd, iova, size, offset, flags)
+
+    def dma_unmap(self, iova: int, size: int) -> None:
+        with self.lock:
+            self.iova.unmap(iova, size)
+
+    # --- eventfds --------------------------------------------------------------------------------
+
+    def set_kicks(self, first: int, fds: list[int]) -> None:
+        """Takes ownership of ``fds`` when it returns; on an exception the caller still owns them."""
+        with self.lock:
+            if first + len(fds) > abi.MAX_QUEUES:
+                raise SessionError(errno.EINVAL, f"qid beyond {abi.MAX_QUEUES - 1}")
+            for qid, fd in enumerate(fds, first):
+                old = self.kicks.pop(qid, None)
+                if old is not None:
+                    self._epoll_unregister(old)
+                    os.close(old)
+                self.kicks[qid] = fd
+                self._epoll_register(fd)
+
+    def set_irqs(self, first: int, fds: list[int]) -> None:
+        with self.lock:
+            if first + len(fds) > MAX_VECTORS:
+                raise SessionError(errno.EINVAL, f"vector beyond {MAX_VECTORS - 1}")
+            for vector, fd in enumerate(fds, first):
+                old = self.irqs.pop(vector, None)
+                if old is not None:
+                    os.close(old)
+                self.irqs[vector] = fd
+
+    def set_notifier(self, fd: int) -> None:
+        with self.lock:
+            if self.notifier_fd is not None:
+                os.close(self.notifier_fd)
+            self.notifier_fd = fd
+
+    def set_spin_us(self, spin_us: int) -> None:
+        self.spin_ns = max(0, min(spin_us, 1_000_000)) * 1000
+
+    def passthru(self, qid: int, cmd: tuple[int, ...]) -> tuple[int, int]:
+        """Execute one command outside the rings (the ioctl path of a driver without queues)."""
+        with self.lock:
+            handlers = self.admin_handlers if qid == 0 else self.io_handlers
+            handler = handlers.get(cmd[0])
+            if handler is None or (qid == 0 and cmd[0] == abi.AdminOpcode.ASYNC_EVENT_REQUEST):
+                status, result = abi.STATUS_INVALID_OPCODE, 0
+                self.counters["invalid_commands"] += 1
+            else:
+                outcome = handler(self.sqs.get(qid), cmd)  # type: ignore[arg-type]
+                status, result = outcome if outcome is not None else (abi.STATUS_INTERNAL_ERROR, 0)
+            if status:
+                self.firmware.record_error(qid, cmd[2], status, cmd[0], cmd[9] | (cmd[10] << 32), cmd[11])
+            if self.cqs:
+                self._signal_irqs()  # e.g. an ABORT that completed a held command
+            return status, result
+
+    # --- release: the file's release() hook -------------------------------------------------------
+
+    def release(self) -> None:
+        """Order (driver-core.md 3.6): quiesce, cancel device work, delete queues, unmap DMA, close
+        eventfds, drop the doorbell page. Idempotent."""
+        if self.released:
+            return
+        self.released = True
+        with self.lock:
+            self.running = False  # 1. stop fetching
+        self._stop_engine()  # the engine thread is gone: nothing touches queue or DMA memory now
+        with self.lock:
+            self.held.clear()  # 2. device work of this session is cancelled (nobody to tell)
+            self.aers.clear()
+            self._delete_all_queues()  # 4. queues
+            self.iova.clear()  # 5. DMA unmap, after quiesce
+            self._close_eventfds(keep_notifier=False)  # 6.
+            self.db32.release()
+            try:
+                self._db_map.close()
+            except BufferError:
+                pass
+            os.close(self.doorbell_fd)
+            self.doorbell_fd = -1
+
+    def _close_eventfds(self, *, keep_notifier: bool) -> None:
+        for fd in self.kicks.values():
+            self._epoll_unregister(fd)
+            os.close(fd)
+        self.kicks.clear()
+        for fd in self.irqs.values():
+            os.close(fd)
+        self.irqs.clear()
+        if not keep_notifier and self.notifier_fd is not None:
+            os.close(self.notifier_fd)
+            self.notifier_fd = None
+
+    def describe(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "id": self.id,
+                "pid": self.peer_pid,
+                "stale": self.stale,
+                "reset_gen": self.reset_gen,
+                "cc": self.cc,
+                "csts": self.csts,
+                "running": self.running,
+                "engine_alive": bool(self._thread and self._thread.is_alive()),
+                "queues": [
+                    {"qid": q.qid, "kind": "cq", "entries": q.entries, "vector": q.vector, "tail": q.tail}
+                    for q in self.cqs.values()
+                ]
+                + [
+                    {"qid": q.qid, "kind": "sq", "entries": q.entries, "cqid": q.cq.qid, "head": q.head}
+                    for q in self.sqs.values()
+                ],
+                "dma_maps": self.iova.describe(),
+                "kicks": sorted(self.kicks),
+                "irqs": sorted(self.irqs),
+                "notifier": self.notifier_fd is not None,
+                "held": len(self.held),
+                "aers": len(self.aers),
+                "spin_us": self.spin_ns // 1000,
+                "stats": dict(self.stats),
+            }
+
+    # ==========================================================================================
+    # queue engine (its own thread)
+    # ==========================================================================================
+
+    def _start_engine(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        if self._epoll is None:
+            self._epoll = select.epoll()
+            self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._epoll.register(self._wake_fd, select.EPOLLIN)
+            for fd in self.kicks.values():
+                self._epoll_register(fd)
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"accelsim-engine-{self.endpoint.config.bdf}-{self.id}", daemon=True
+        )
+        self._thread.start()
+
+    def _stop_engine(self) -> None:
+        self._stopping = True
+        self.wake()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(ENGINE_JOIN_TIMEOUT_S)
+        self._thread = None
+        if self._epoll is not None and (t is None or not t.is_alive()):
+            self._epoll.close()
+            self._epoll = None
+            os.close(self._wake_fd)
+            self._wake_fd = -1
+
+    def wake(self) -> None:
+        if self._wake_fd >= 0:
+            try:
+                os.eventfd_write(self._wake_fd, 1)
+            except OSError:
+                pass
+
+    def _epoll_register(self, fd: int) -> None:
+        if self._epoll is not None:
+            try:
+                self._epoll.register(fd, select.EPOLLIN)
+            except OSError:
+                pass
+
+    def _epoll_unregister(self, fd: int) -> None:
+        if self._epoll is not None:
+            try:
+                self._epoll.unregister(fd)
+            except (OSError, ValueError):
+                pass
+
+    def _run(self) -> None:
+        perf = time.perf_counter_ns
+        epoll = self._epoll
+        assert epoll is not None
+        timeout: float | None = 0
+        spin_until = 0
+        while not self._stopping:
+            ready = epoll.poll(timeout) if timeout != 0 else epoll.poll(0)
+            if self._stopping:
+                break
+            with self.lock:
+                # Drain every kick that fired BEFORE scanning the rings: a doorbell written after
+                # the drain comes with a fresh kick, so no wakeup is ever lost (pitfall 9).
+                for fd, _ in ready:
+                    try:
+                        os.read(fd, 8)
+                    except OSError:
+                        pass
+                did = self._process() if self.running else False
+                timeout = self._idle_timeout()
+            if did:
+                spin_until = perf() + self.spin_ns if self.spin_ns else 0
+                timeout = 0
+                continue
+            if spin_until:
+                if not self._spin(spin_until):
+                    spin_until = 0
+                else:
+                    self.stats["spin_hits"] += 1
+                timeout = 0  # drain + scan once more before sleeping
+                continue
+            self.stats["sleeps"] += 1
+
+    def _idle_timeout(self) -> float | None:
+        """How long the engine may sleep: until the next delayed completion, a short recheck while
+        a CQ is full, else until a kick."""
+        timeout: float | None = None
+        if self.held:
+            now = time.perf_counter()
+            deadlines = [h.deadline for h in self.held if h.deadline is not None]
+            if deadlines:
+                timeout = max(0.0, min(deadlines) - now) + 0.0001
+        for sq in self.sq_list:
+            if self.db32[sq.tail_index] != sq.head:
+                timeout = STALL_RECHECK_S if timeout is None else min(timeout, STALL_RECHECK_S)
+                break
+        return timeout
+
+    def _spin(self, until_ns: int) -> bool:
+        """Busy-poll the SQ tail doorbells (no lock, no syscalls) until one moves or time is up."""
+        perf = time.perf_counter_ns
+        db = self.db32
+        while perf() < until_ns and not self._stopping:
+            for sq in self.sq_list:
+                if db[sq.tail_index] != sq.head:
+                    return True
+        return False
+
+    def _process(self) -> bool:
+        """One pass over every SQ: fetch (with CQ flow control), execute, post; then interrupts.
+        Called with the lock held. Returns whether anything happened."""
+        self.stats["passes"] += 1
+        db = self.db32
+        did = False
+        fetched = 0
+        faults = self.faults
+        for sq in self.sq_list:
+            tail = db[sq.tail_index]
+            head = sq.head
+            if tail == head:
+                continue
+            if tail >= sq.entries:
+                self._fatal_locked(f"SQ {sq.qid} tail doorbell {tail} out of range")
+                return True
+            cq = sq.cq
+            entries = sq.entries
+            mem = sq.mem
+            cq_entries = cq.entries
+            handlers = self.admin_handlers if sq.qid == 0 else self.io_handlers
+            while head != tail:
+                # CQ flow control: never post into a full CQ; stop fetching instead.
+                if (cq.tail + 1) % cq_entries == db[cq.head_index]:
+                    break
+                cmd = abi.SQE.unpack_from(mem, head * 64)
+                head += 1
+                if head == entries:
+                    head = 0
+                sq.head = head
+                fetched += 1
+                opcode = cmd[0]
+                handler = handlers.get(opcode)
+                if faults.active:
+                    if self._command_faults(sq, cmd, handler):
+                        if not self.running:
+                            return True
+                        continue
+                    if not self.running:
+                        return True
+                if handler is None:
+                    status, result = abi.STATUS_INVALID_OPCODE, 0
+                    self.counters["invalid_commands"] += 1
+                else:
+                    outcome = handler(sq, cmd)
+                    if outcome is None:  # held (AER)
+                        continue
+                    status, result = outcome
+                if status:
+                    self._record_error(sq, cmd, status)
+                self._post(cq, head, sq.qid, cmd[2], status, result)
+        if fetched:
+            self.stats["commands"] += fetched
+            did = True
+        if self.held:
+            self._post_due_held()
+        if self.pending_events and self.aers:
+            self.deliver_pending_events()
+        self._signal_irqs()
+        return did
+
+    def _post(self, cq: DeviceCQ, sqhd: int, sqid: int, cid: int, status: int, result: int) -> None:
+        """Write the CQE body, THEN the status word with the phase bit (pitfall 2: torn CQE)."""
+        tail = cq.tail
+        abi.CQE_BODY.pack_into(cq.mem, tail * 16, result & 0xFFFFFFFF, (result >> 32) & 0xFFFFFFFF, sqhd, sqid, cid)
+        cq.hwords[tail * 8 + 7] = (status & 0xFFFE) | cq.phase
+        tail += 1
+        if tail == cq.entries:
+            tail = 0
+            cq.phase ^= 1
+        cq.tail = tail
+        cq.irq_pending = True
+
+    def _cq_has_room(self, cq: DeviceCQ) -> bool:
+        return (cq.tail + 1) % cq.entries != self.db32[cq.head_index]
+
+    def _signal_irqs(self) -> None:
+        """Coalesced interrupt: one eventfd write per CQ per pass."""
+        for cq in self.cqs.values():
+            if cq.irq_pending:
+                cq.irq_pending = False
+                if cq.irq_enabled and not (self.intms >> cq.vector) & 1:
+                    fd = self.irqs.get(cq.vector)
+                    if fd is not None:
+                        os.eventfd_write(fd, 1)
+                        self.stats["irqs"] += 1
+
+    def _record_error(self, sq: DeviceSQ, cmd: tuple[int, ...], status: int) -> None:
+        self.firmware.record_error(sq.qid, cmd[2], status, cmd[0], cmd[9] | (cmd[10] << 32), cmd[11])
+
+    def _fatal_locked(self, reason: str) -> None:
+        self.running = False
+        self._set_csts(self.csts | abi.CSTS_CFS)
+        self.notify()
+
+    # --- faults on the command path ----------------------------------------------------------------
+
+    def _command_faults(self, sq: DeviceSQ, cmd: tuple[int, ...], handler: Any) -> bool:
+        """Apply the faults firing for this command. True when the command was fully handled here."""
+        hits = self.faults.on_command(cmd[0], sq.qid)
+        if not hits:
+            return False
+        kinds = {h.kind: h for h in hits}
+        if F.SLOW in kinds:
+            time.sleep(kinds[F.SLOW].delay_ms / 1000.0)
+        if F.DAEMON_DEATH in kinds:
+            self.endpoint.daemon.die()
+            return True
+        if F.REMOVE in kinds:
+            self.running = False
+            self.endpoint.daemon.request_removal(self.endpoint.config.bdf)
+            return True
+        if F.FATAL in kinds:
+            self._fatal_locked("injected fatal status")
+            return True
+        if handler is None:
+            status, result = abi.STATUS_INVALID_OPCODE, 0
+        else:
+            outcome = handler(sq, cmd)
+            if outcome is None:
+                return True
+            status, result = outcome
+        cid = cmd[2]
+        cq = sq.cq
+        if F.LOST_IRQ in kinds:
+            # Posted, but this pass's interrupt for the CQ is swallowed.
+            self._post(cq, sq.head, sq.qid, cid, status, result)
+            cq.irq_pending = False  # only this completion's interrupt is lost, like a dropped MSI
+            return True
+        if F.DROP_CQE in kinds:
+            return True
+        if F.DELAY_CQE in kinds:
+            deadline = time.perf_counter() + kinds[F.DELAY_CQE].delay_ms / 1000.0
+            self.held.append(HeldCommand(sq, cid, cmd[0], status, result, deadline))
+            return True
+        if F.BOGUS_CID in kinds:
+            cid ^= 0x8000  # same tag, another generation: a CID the host never has outstanding
+        if F.CORRUPT_CQE in kinds:
+            status = abi.make_status(self._rng.randrange(1, 3), self._rng.randrange(0x10, 0x7F))
+            result = self._rng.getrandbits(64)
+            self._post(cq, self._rng.getrandbits(16) % sq.entries, self._rng.getrandbits(16), cid, status, result)
+            return True
+        self._post(cq, sq.head, sq.qid, cid, status, result)
+        if F.DUPLICATE_CQE in kinds and self._cq_has_room(cq):
+            self._post(cq, sq.head, sq.qid, cid, status, result)
+        return True
+
+    # --- held commands ---------------------------------------------------------------------------
+
+    def _post_due_held(self) -> None:
+        now = time.perf_counter()
+        keep = []
+        for h in self.held:
+            if h.deadline is not None and h.deadline <= now and h.sq.qid in self.sqs and self._cq_has_room(h.sq.cq):
+                self._post(h.sq.cq, h.sq.head, h.sq.qid, h.cid, h.status, h.result)
+            else:
+                keep.append(h)
+        self.held = keep
+
+    def _abort_held(self, status: int, sq: DeviceSQ | None = None) -> None:
+        """Complete held commands (of one SQ, or all) with ``status`` while their CQ has room;
+        those that find no room are dropped here and cancelled by the host after the disable."""
+        keep_held: list[HeldCommand] = []
+        keep_aers: list[HeldCommand] = []
+        for held, keep in ((self.held, keep_held), (self.aers, keep_aers)):
+            for h in held:
+                if sq is not None and h.sq is not sq:
+                    keep.append(h)
+                elif h.sq.qid in self.sqs and self._cq_has_room(h.sq.cq):
+                    self._post(h.sq.cq, h.sq.head, h.sq.qid, h.cid, status, 0)
+        self.held, self.aers = keep_held, keep_aers
+
+    def raise_event(self, event: int) -> None:
+        """Complete one outstanding async event request with ``event`` (or queue the event)."""
+        with self.lock:
+            if self.aers and 0 in self.sqs and self._cq_has_room(self.cqs[0]):
+                h = self.aers.pop(0)
+                self._post(h.sq.cq, h.sq.head, 0, h.cid, abi.STATUS_SUCCESS, event)
+                self._signal_irqs()
+            else:
+                self.pending_events.append(event)
+
+    # --- queues ------------------------------------------------------------------------------------
+
+    def _rebuild_sq_list(self) -> None:
+        self.sq_list = [self.sqs[q] for q in sorted(self.sqs)]
+
+    def _delete_all_queues(self) -> None:
+        for sq in self.sqs.values():
+            sq.release()
+        self.sqs.clear()
+        for cq in self.cqs.values():
+            cq.release()
+        self.cqs.clear()
+        self.sq_list = []
+        self.held.clear()
+        self.aers.clear()
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
