@@ -1,0 +1,128 @@
+"""The scan on tree shapes real machines and copies of them produce."""
+
+from __future__ import annotations
+
+import pytest
+
+from accelctl.errors import SysfsRootError
+from accelctl.topology import NodeKind, build_topology
+from tests.discovery.minitree import MiniTree, config_bytes
+
+RP = "pci0000:00/0000:00:01.0"
+
+
+def _basic(tree: MiniTree, link: str = "relative") -> None:
+    tree.add(RP, 0x8086, 0x1234, 0x060400, bridge=(0, 1, 1), pcie_type=4, link=link)
+    tree.add(f"{RP}/0000:01:00.0", 0x1E52, 0x401E, 0x120000, pcie_type=0, link=link)
+
+
+def test_port_service_children_pci_bus_and_driver_dirs_are_not_devices(tmp_path):
+    tree = MiniTree(tmp_path)
+    _basic(tree)
+    for extra in ("0000:00:01.0:pcie002", "0000:00:01.0:pcie010", "pci_bus/0000:01", "power"):
+        (tmp_path / "devices" / RP / extra).mkdir(parents=True)
+    (tmp_path / "devices" / RP / "0000:01:00.0" / "net" / "eth0").mkdir(parents=True)
+    topo = build_topology(tmp_path)
+    assert sorted(topo.functions) == ["0000:00:01.0", "0000:01:00.0"]
+    assert topo.functions["0000:01:00.0"].parent == "0000:00:01.0"
+    assert topo.functions["0000:00:01.0"].kind is NodeKind.ROOT_PORT
+    assert topo.warnings == []
+
+
+def test_vmd_root_bus_nested_inside_an_endpoint(tmp_path):
+    tree = MiniTree(tmp_path)
+    tree.add("pci0000:00/0000:00:0e.0", 0x8086, 0x467F, 0x010400, pcie_type=9)
+    vmd = "pci0000:00/0000:00:0e.0/pci10000:e0"
+    tree.add(f"{vmd}/10000:e0:06.0", 0x8086, 0x464D, 0x060400, bridge=(0xE0, 0xE1, 0xE1), pcie_type=4)
+    tree.add(f"{vmd}/10000:e0:06.0/10000:e1:00.0", 0x144D, 0xA80A, 0x010802, pcie_type=0)
+    topo = build_topology(tmp_path)
+    assert topo.host_bridges["pci10000:e0"].parent == "0000:00:0e.0"
+    assert topo.host_bridges["pci10000:e0"].domain == 0x10000
+    assert [n.id for n in topo.path("10000:e1:00.0")] == [
+        "pci0000:00", "0000:00:0e.0", "pci10000:e0", "10000:e0:06.0", "10000:e1:00.0"]
+    assert topo.functions["10000:e1:00.0"].bdf.domain == 0x10000
+
+
+def test_broken_links_and_stray_entries_warn_and_continue(tmp_path):
+    tree = MiniTree(tmp_path)
+    _basic(tree)
+    devices = tmp_path / "bus" / "pci" / "devices"
+    (devices / "0000:05:00.0").symlink_to("../../../devices/pci0000:00/gone/0000:05:00.0")
+    (devices / "README").write_text("not a device")
+    topo = build_topology(tmp_path)
+    assert sorted(topo.functions) == ["0000:00:01.0", "0000:01:00.0"]
+    assert sorted(w.code for w in topo.warnings) == ["BROKEN_LINK", "STRAY_ENTRY"]
+
+
+def test_absolute_links_from_a_copied_tree_are_rerooted(tmp_path):
+    tree = MiniTree(tmp_path)
+    _basic(tree, link="absolute")
+    topo = build_topology(tmp_path)
+    assert topo.functions["0000:01:00.0"].parent == "0000:00:01.0"
+
+
+def test_flat_copy_infers_parents_from_bus_numbers(tmp_path):
+    tree = MiniTree(tmp_path)
+    _basic(tree, link="copy")
+    topo = build_topology(tmp_path)
+    assert topo.functions["0000:01:00.0"].parent == "0000:00:01.0"
+    assert topo.functions["0000:00:01.0"].parent == "pci0000:00"
+    assert [w.code for w in topo.warnings] == ["FLAT_TREE"]
+
+
+def test_nonroot_64_byte_config_still_gives_kinds_and_cards(tmp_path):
+    tree = MiniTree(tmp_path)
+    short = lambda v, d, c, **k: config_bytes(v, d, c, pcie_type=0, **k)[:64]  # noqa: E731
+    tree.add(RP, 0x8086, 0x1234, 0x060400, config=short(0x8086, 0x1234, 0x060400, bridge=(0, 1, 3)),
+             bridge=(0, 1, 3))
+    tree.add(f"{RP}/0000:01:00.0", 0x1000, 0xC010, 0x060400,
+             config=short(0x1000, 0xC010, 0x060400, bridge=(1, 2, 3)), bridge=(1, 2, 3))
+    for dev in (0, 1):
+        tree.add(f"{RP}/0000:01:00.0/0000:02:0{dev}.0", 0x1000, 0xC010, 0x060400,
+                 config=short(0x1000, 0xC010, 0x060400, bridge=(2, 3 + dev, 3 + dev)),
+                 bridge=(2, 3 + dev, 3 + dev))
+    tree.add(f"{RP}/0000:01:00.0/0000:02:00.0/0000:03:00.0", 0x1E52, 0x401E, 0x120000,
+             config=short(0x1E52, 0x401E, 0x120000), attrs={"max_link_width": "16\n"})
+    topo = build_topology(tmp_path)
+    kinds = {i: f.kind.value for i, f in topo.functions.items()}
+    assert kinds == {
+        "0000:00:01.0": "root_port", "0000:01:00.0": "switch_upstream",
+        "0000:02:00.0": "switch_downstream", "0000:02:01.0": "switch_downstream",
+        "0000:03:00.0": "endpoint"}
+    assert [c.endpoints for c in topo.cards] == [["0000:03:00.0"]]
+    ep = topo.functions["0000:03:00.0"]
+    assert ep.serial is None and "capabilities" in ep.unknown
+    assert [w.code for w in topo.warnings] == ["CONFIG_LIMITED"]
+
+
+def test_unreadable_config_is_unknown_not_fatal(tmp_path):
+    tree = MiniTree(tmp_path)
+    _basic(tree)
+    cfg = tmp_path / "devices" / RP / "0000:01:00.0" / "config"
+    cfg.unlink()
+    cfg.mkdir()  # read() fails with EISDIR: stands in for EIO/EINVAL on a dead device
+    topo = build_topology(tmp_path)
+    assert "config" in topo.functions["0000:01:00.0"].unknown
+
+
+def test_empty_or_foreign_roots_are_clear_errors(tmp_path):
+    with pytest.raises(SysfsRootError, match="no PCI devices"):
+        build_topology(tmp_path)
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(SysfsRootError, match="not a directory"):
+        build_topology(f)
+
+
+def test_listing_order_does_not_change_the_result(tmp_path):
+    a, b = MiniTree(tmp_path / "a"), MiniTree(tmp_path / "b")
+    devs = [(f"{RP}/0000:01:00.0/0000:02:0{d}.0", d) for d in range(4)]
+    for tree, order in ((a, devs), (b, list(reversed(devs)))):
+        tree.add(RP, 0x8086, 0x1234, 0x060400, bridge=(0, 1, 6), pcie_type=4)
+        tree.add(f"{RP}/0000:01:00.0", 0x1000, 0xC010, 0x060400, bridge=(1, 2, 6), pcie_type=5)
+        for rel, d in order:
+            tree.add(rel, 0x1E52, 0x401E, 0x120000, pcie_type=0)
+    ta, tb = build_topology(a.root), build_topology(b.root)
+    da, db = ta.to_dict(), tb.to_dict()
+    da.pop("sysfs_root"), db.pop("sysfs_root")
+    assert da == db
