@@ -1,0 +1,158 @@
+"""`accelctl addr`: logical addresses (show, assign, diff) and the bus/MMIO planner (plan).
+
+This is a Typer sub-app so other modules can add commands to it (``addr apply|verify``).
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from accelctl.cli import _output as out
+from accelctl.cli._options import JsonOpt
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from accelctl.addressing.diff import Difference
+
+app = typer.Typer(help="Stable logical addresses (cardN.epM, global ids), the persisted map, the planner.")
+
+
+class Order(str, enum.Enum):
+    position = "position"
+    slot = "slot"
+    serial = "serial"
+
+
+OrderOpt = Annotated[
+    Order,
+    typer.Option("--order", help="Number cards by physical position (default), slot number or serial."),
+]
+StateDirOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--state-dir",
+        envvar="ACCELCTL_STATE_DIR",
+        help="Where the persisted map lives (default /var/lib/accelctl).",
+        show_default=False,
+    ),
+]
+
+
+def _state_dir(option: Optional[Path]) -> Path:
+    from accelctl.addressing.state import state_dir
+
+    return state_dir(option)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    order: OrderOpt = Order.position,
+    state_dir_opt: StateDirOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """The address of every accelerator endpoint now, and the persisted map where it differs."""
+    from accelctl.addressing.report import address_report
+
+    ctx.obj.json_errors = json
+    report = address_report(ctx.obj.topology(), order=order.value, state_directory=_state_dir(state_dir_opt))
+    if json:
+        out.emit_json(report.to_dict())
+        return
+    doc = report.to_dict()
+    if report.state_error:
+        out.warn(f"persisted map ignored: {report.state_error}")
+    if report.visible is not None:
+        out.warn(f"showing only {report.visible.describe()}")
+    if not doc["endpoints"]:
+        out.err_console().print("no accelerator endpoints")
+        return
+    out.console().print(_address_table(doc["endpoints"], doc["cards"]))
+    if report.differences:
+        out.console().print(f"\npersisted map {report.state_path} differs:")
+        out.console().print(_differences_text(report.differences))
+
+
+@app.command("assign")
+def assign(
+    ctx: typer.Context,
+    order: OrderOpt = Order.position,
+    state_dir_opt: StateDirOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a persisted map even if it is corrupt or foreign.")
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Compute the address map and persist it (atomic write, under a file lock)."""
+    from accelctl.addressing.addresses import compute_addresses
+    from accelctl.addressing.state import save_map
+
+    ctx.obj.json_errors = json
+    topo = ctx.obj.topology()
+    amap = compute_addresses(topo, order.value)
+    root = str(topo.root.path) if topo.root else None
+    path = save_map(_state_dir(state_dir_opt), amap, sysfs_root=root, force=force)
+    if json:
+        out.emit_json({"schema_version": 1, "path": str(path), **amap.to_dict()})
+        return
+    out.err_console().print(f"wrote {len(amap.endpoints)} endpoints on {len(amap.cards)} cards to {path}")
+
+
+@app.command("diff")
+def diff(
+    ctx: typer.Context,
+    state_dir_opt: StateDirOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Compare the machine now with the persisted map. Exit 1 when anything differs."""
+    from accelctl.addressing.report import diff_with_persisted
+
+    ctx.obj.json_errors = json
+    persisted, current, differences = diff_with_persisted(
+        ctx.obj.topology(), state_directory=_state_dir(state_dir_opt)
+    )
+    if json:
+        out.emit_json(
+            {
+                "schema_version": 1,
+                "path": str(persisted.path),
+                "order": current.order.value,
+                "same": not differences,
+                "differences": [d.to_dict() for d in differences],
+            }
+        )
+    elif differences:
+        out.console().print(_differences_text(differences))
+    else:
+        out.err_console().print(f"machine matches {persisted.path}")
+    if differences:
+        raise typer.Exit(1)
+
+
+# --- rendering for people -------------------------------------------------------------------
+
+
+def _address_table(endpoints: list[dict[str, Any]], cards: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
+    slot_of = {c["card"]: c["slot"] for c in cards}
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("GID", "NAME", "BDF", "SLOT", "SERIAL", "POSITION"):
+        table.add_column(col, no_wrap=col in ("GID", "NAME", "BDF"))
+    for e in endpoints:
+        table.add_row(
+            str(e["global_id"]), e["name"], e["bdf"], slot_of.get(e["card"]) or "-", e["serial"] or "-", e["position"]
+        )
+    return table
+
+
+def _differences_text(differences: list[Difference]) -> str:
+    colour = {"vanished": "red", "appeared": "green", "swapped": "yellow", "moved": "yellow"}
+    return "\n".join(
+        f"[{colour.get(d.kind, 'magenta')}]{d.kind:>17}[/] {d.message}" for d in differences
+    )
