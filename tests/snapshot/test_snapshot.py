@@ -1,0 +1,185 @@
+"""Snapshot capture and replay: live /sys, hand-made trees, hostile archives."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+
+import pytest
+
+from accelctl.errors import SnapshotError
+from accelctl.snapshot import snapshot_tree, take_snapshot
+from accelctl.sysfs import SysfsRoot
+from tests.snapshot._cli import run, topology_json
+
+
+def _tiny_tree(base) -> str:
+    """One root bus with one endpoint, written the way the kernel lays it out."""
+    root = base / "sys"
+    dev = root / "devices" / "pci0000:00" / "0000:00:01.0"
+    dev.mkdir(parents=True)
+    for name, text in {
+        "vendor": "0x1e52\n",
+        "device": "0x401e\n",
+        "class": "0x120000\n",
+        "subsystem_vendor": "0x1e52\n",
+        "subsystem_device": "0x0001\n",
+        "revision": "0x01\n",
+        "resource": "0x00000000fe000000 0x00000000feffffff 0x0000000000040200\n",
+    }.items():
+        (dev / name).write_text(text)
+    cfg = bytearray(256)
+    cfg[0:4] = bytes([0x52, 0x1E, 0x1E, 0x40])
+    cfg[0x0B] = 0x12
+    (dev / "config").write_bytes(bytes(cfg))
+    # device memory and actions: must never be read or archived
+    (dev / "resource0").write_bytes(b"SECRET-DEVICE-MEMORY")
+    (dev / "rom").write_bytes(b"ROM")
+    (dev / "reset").write_text("")
+    os.chmod(dev / "reset", 0o200)
+    (dev / "net").mkdir()
+    (dev / "net" / "statistics").write_text("driver child\n")
+    bus = root / "bus" / "pci" / "devices"
+    bus.mkdir(parents=True)
+    os.symlink("../../../devices/pci0000:00/0000:00:01.0", bus / "0000:00:01.0")
+    # a link leaving the tree must not be archived (nor followed)
+    os.symlink("/etc", dev / "escape")
+    return str(root)
+
+
+def _members(path) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(path) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def test_capture_policy_on_a_tiny_tree(tmp_path):
+    root = _tiny_tree(tmp_path)
+    out = tmp_path / "tiny.tar.gz"
+    info = take_snapshot(SysfsRoot(root), out)
+    names = _members(out)
+    base = "sysfs/devices/pci0000:00/0000:00:01.0"
+    assert f"{base}/config" in names and f"{base}/vendor" in names
+    assert names["sysfs/bus/pci/devices/0000:00:01.0"].issym()
+    for never in ("resource0", "rom", "reset", "escape", "net/statistics"):
+        assert f"{base}/{never}" not in names, never
+    with tarfile.open(out) as tar:
+        blob = b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isreg())
+    assert b"SECRET-DEVICE-MEMORY" not in blob
+    meta = info.meta
+    assert meta["kernel"]["release"] and meta["counts"]["functions"] == 1
+    assert any(u["path"].endswith("/escape") for u in meta["unreadable"])
+    reasons = {s["reason"] for s in meta["skipped"]}
+    assert any("device memory" in r for r in reasons) and any("write-only" in r for r in reasons)
+    assert topology_json("--sysfs-root", str(out)) == topology_json("--sysfs-root", root)
+
+
+@pytest.mark.live
+def test_live_sys_round_trip(tmp_path):
+    if not os.path.isdir("/sys/bus/pci/devices") or not os.listdir("/sys/bus/pci/devices"):
+        pytest.skip("no PCI devices in /sys here")
+    out = tmp_path / "live.tar.gz"
+    r = run("--sysfs-root", "/sys", "snapshot", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["schema_version"] == 1 and doc["snapshot"]["kernel"]["release"] == os.uname().release
+    assert doc["size_bytes"] < 5 * 1024 * 1024
+    assert topology_json("--sysfs-root", "/sys") == topology_json("--sysfs-root", str(out))
+    live = run("--sysfs-root", "/sys", "list", "--all", "--json")
+    replay = run("--sysfs-root", str(out), "list", "--all", "--json")
+    assert live.returncode == replay.returncode == 0
+    assert json.loads(live.stdout) == json.loads(replay.stdout)
+
+
+def test_refuses_to_overwrite_without_force(tmp_path):
+    root = _tiny_tree(tmp_path)
+    out = tmp_path / "x.tar.gz"
+    out.write_text("precious")
+    r = run("--sysfs-root", root, "snapshot", str(out))
+    assert r.returncode == 1 and "exists" in r.stderr
+    assert out.read_text() == "precious"
+    assert run("--sysfs-root", root, "snapshot", str(out), "--force").returncode == 0
+    assert tarfile.is_tarfile(out)
+
+
+def test_second_replay_uses_the_cache(tmp_path):
+    root = _tiny_tree(tmp_path)
+    out = tmp_path / "c.tar.gz"
+    take_snapshot(SysfsRoot(root), out)
+    first = snapshot_tree(out)
+    marker = first.parent / ".accelctl-complete"
+    mtime = marker.stat().st_mtime_ns
+    assert snapshot_tree(out) == first and marker.stat().st_mtime_ns == mtime
+
+
+# -- hostile archives ------------------------------------------------------------------------
+
+
+def _evil(path, members: list[tuple[str, str, str | bytes]]) -> None:
+    """members: (name, kind, target-or-data)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, kind, payload in members:
+            info = tarfile.TarInfo(name)
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif kind == "link":
+                info.type = tarfile.SYMTYPE
+                info.linkname = payload
+                tar.addfile(info)
+            elif kind == "hard":
+                info.type = tarfile.LNKTYPE
+                info.linkname = payload
+                tar.addfile(info)
+            elif kind == "fifo":
+                info.type = tarfile.FIFOTYPE
+                tar.addfile(info)
+            else:
+                data = payload if isinstance(payload, bytes) else payload.encode()
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+EVIL = {
+    "dotdot": [("sysfs", "dir", ""), ("sysfs/../../pwned", "file", "x")],
+    "absolute": [("/tmp/pwned-abs", "file", "x")],
+    "abs-link": [("sysfs", "dir", ""), ("sysfs/l", "link", "/etc")],
+    "escaping-link": [("sysfs", "dir", ""), ("sysfs/l", "link", "../../..")],
+    "write-through-link": [
+        ("sysfs", "dir", ""),
+        ("sysfs/l", "link", "."),
+        ("sysfs/l/x", "file", "x"),
+    ],
+    "hardlink": [("sysfs", "dir", ""), ("sysfs/h", "hard", "/etc/passwd")],
+    "fifo": [("sysfs", "dir", ""), ("sysfs/f", "fifo", "")],
+    "foreign": [("etc/passwd", "file", "x")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(EVIL))
+def test_hostile_archive_is_refused(tmp_path, case):
+    path = tmp_path / f"{case}.tar.gz"
+    _evil(path, EVIL[case])
+    with pytest.raises(SnapshotError):
+        snapshot_tree(path)
+    # nothing of it was left in the cache either
+    cache = os.environ["ACCELCTL_CACHE_DIR"]
+    leftovers = [d for d in os.listdir(os.path.join(cache, "snapshots")) if d.startswith(".unpack-")]
+    assert leftovers == []
+    assert not os.path.exists("/tmp/pwned-abs")
+
+
+def test_hostile_archive_exit_code(tmp_path):
+    path = tmp_path / "evil.tar.gz"
+    _evil(path, EVIL["escaping-link"])
+    r = run("--sysfs-root", str(path), "list")
+    assert r.returncode == 6, (r.returncode, r.stderr)
+    assert "outside" in r.stderr
+
+
+def test_garbage_file_is_bad_input(tmp_path):
+    path = tmp_path / "junk.tar.gz"
+    path.write_bytes(b"\x1f\x8b not really gzip")
+    r = run("--sysfs-root", str(path), "list")
+    assert r.returncode == 6, (r.returncode, r.stderr)
