@@ -223,3 +223,28 @@ class DeviceRemovedError(DeviceFailedError, BackendError):
 
 class SessionStaleError(DeviceFailedError):
     """The device was reset under this session (another session reset it); reopen it."""
+
+
+# --- snapshots and resets (additive: accelctl/snapshot/, accelctl/reset/) ------------------
+
+
+class SnapshotError(InputFileError):
+    """A snapshot archive is unreadable, corrupt, or unsafe to unpack (path traversal, links
+    out of the tree, oversized members)."""
+
+
+class ResetUnsupportedError(ActionRefusedError):
+    """The device does not offer the requested reset level; ``supported`` lists those it does."""
+
+    def __init__(self, message: str, *, level: str, supported: Sequence[str], hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.level = level
+        self.supported = list(supported)
+
+
+class DeviceInUseError(ActionRefusedError):
+    """Devices a reset would touch are held by other processes; ``holders`` names them."""
+
+    def __init__(self, message: str, *, holders: Sequence[object] = (), hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.holders = list(holders)
