@@ -27,8 +27,10 @@ def link_text(link: Link | None) -> str:
 
     now = f"{speed(link.speed_gts)} {width(link.width)}"
     cap = f"{speed(link.max_speed_gts)} {width(link.max_width)}"
+    if link.is_down:
+        return f"[dim]no link[/] (of {cap})"
     if link.speed_gts is None and link.width is None:
-        return f"[red]down[/] (of {cap})"
+        return f"[red]unknown[/] (of {cap})"
     if link.downgraded:
         return f"[bold red]{now}[/] (of {cap})"
     return now if now == cap else f"{now} (of {cap})"

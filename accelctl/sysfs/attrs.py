@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 _SPEED = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*GT/s")
 
-#: Link widths a port can train to; anything else in current_link_width means "no link / unknown"
-#: (0: link down or RCiEP; 63: LNKSTA read all ones; 255: legacy kernels on non-PCIe devices).
-VALID_WIDTHS = frozenset({1, 2, 4, 8, 12, 16, 32})
+#: Link widths a port can train to, plus 0 (link down: an empty slot, a dead link). Anything else
+#: means unknown (63: LNKSTA read all ones; 255: legacy kernels on non-PCIe devices).
+VALID_WIDTHS = frozenset({0, 1, 2, 4, 8, 12, 16, 32})
 
 
 def parse_hex(text: str) -> int | None:
@@ -46,7 +46,7 @@ def parse_link_speed(text: str) -> float | None:
 
 
 def parse_link_width(text: str) -> int | None:
-    """current_link_width / max_link_width -> lanes, None when the value means no/unknown link."""
+    """current_link_width / max_link_width -> lanes (0 = link down), None when unknown."""
     value = parse_int(text)
     if value is None or value not in VALID_WIDTHS:
         return None

@@ -189,7 +189,7 @@ def _speed(code: int) -> float | None:
 
 
 def _width(value: int) -> int | None:
-    return value if value in (1, 2, 4, 8, 12, 16, 32) else None
+    return value if value in (0, 1, 2, 4, 8, 12, 16, 32) else None
 
 
 def _decode_pcie(data: bytes, base: int) -> PcieCap:

@@ -287,6 +287,10 @@ def _link(fn: PciFunction, a: dict[str, str], pcie, warnings: list[ScanWarning])
         max_width = max_width if max_width is not None else pcie.max_width
     if not fn.accessible:
         speed = width = None  # live reads of a dead device are garbage (Unknown / x63)
+    if width == 0:
+        speed = None  # no link trained: LNKSTA's speed field holds a meaningless reset value
+    if max_width == 0:
+        max_width = None
     if speed is None and width is None and max_speed is None and max_width is None:
         return None
     return Link(speed, width, max_speed, max_width)

@@ -50,8 +50,15 @@ class Link:
     max_width: int | None
 
     @property
+    def is_down(self) -> bool:
+        """No link trained (width 0): an empty slot, or a link that failed."""
+        return self.width == 0
+
+    @property
     def downgraded(self) -> bool:
         """Trained below this end's own capability (what lspci tags "(downgraded)")."""
+        if self.is_down:
+            return False
         return (
             self.speed_gts is not None
             and self.max_speed_gts is not None

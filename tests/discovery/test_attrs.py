@@ -27,7 +27,7 @@ def test_link_speed_dialects(text, gts):
 
 @pytest.mark.parametrize(
     ("text", "width"),
-    [("16\n", 16), ("8", 8), ("1", 1), ("0", None), ("63", None), ("255", None), ("x", None), ("3", None)],
+    [("16\n", 16), ("8", 8), ("1", 1), ("0", 0), ("63", None), ("255", None), ("x", None), ("3", None)],
 )
 def test_link_width(text, width):
     assert A.parse_link_width(text) == width

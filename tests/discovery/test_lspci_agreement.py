@@ -1,0 +1,82 @@
+"""lspci and accelctl read the same fixture trees and must agree on every fact both can see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from accelctl.pci.regs import AcsBit
+from accelctl.sim.fixture import bundled_fixture_root, list_bundled_fixtures
+from accelctl.topology import NodeKind, build_topology
+from tests.conftest import requires_lspci
+from tests.discovery import lspci_oracle
+
+pytestmark = requires_lspci
+
+
+def disagreements(tree: Path) -> list[str]:
+    """Every fact on which lspci and accelctl differ, as readable lines (empty = agreement)."""
+    topo = build_topology(tree, names=False)
+    seen = lspci_oracle.parse(tree)
+    out: list[str] = []
+    if set(seen) != set(topo.functions):
+        out.append(f"device sets differ: only lspci {sorted(set(seen) - set(topo.functions))}, "
+                   f"only accelctl {sorted(set(topo.functions) - set(seen))}")
+    for bdf, dev in sorted(seen.items()):
+        fn = topo.functions.get(bdf)
+        if fn is None:
+            continue
+
+        def check(what: str, theirs: object, ours: object) -> None:
+            if theirs != ours:
+                out.append(f"{bdf} {what}: lspci {theirs!r}, accelctl {ours!r}")
+
+        ours_parent = fn.parent if fn.parent in topo.functions else None
+        check("parent", dev.parent, ours_parent)
+        check("ids", (dev.class_hex, dev.vendor, dev.device),
+              (f"{fn.class_code >> 8:04x}", f"{fn.vendor_id:04x}", f"{fn.device_id:04x}"))
+        if not fn.accessible:
+            continue  # lspci decodes the all-ones garbage; we report it unknown on purpose
+        if dev.bus is not None:
+            check("bus range", dev.bus[1:], (fn.secondary_bus, fn.subordinate_bus))
+        if dev.port_kind is not None and fn.kind is not NodeKind.VIRTUAL_FUNCTION:
+            check("port type", dev.port_kind, fn.kind.value)
+        link = fn.link
+        if dev.lnkcap is not None and fn.kind is not NodeKind.VIRTUAL_FUNCTION:
+            check("link capability", dev.lnkcap, (link.max_speed_gts, link.max_width) if link else None)
+        if dev.lnksta is not None and fn.kind is not NodeKind.VIRTUAL_FUNCTION:
+            # A down link (x0) has no speed: lspci prints LNKSTA's stale reset value.
+            theirs = (None, 0) if dev.lnksta[1] == 0 else dev.lnksta
+            check("link status", theirs, (link.speed_gts, link.width) if link else None)
+        if dev.serial is not None or fn.serial is not None and fn.config_bytes and fn.config_bytes > 256:
+            check("serial", dev.serial, fn.serial)
+        if dev.acs_ctl is not None:
+            ours_acs = {b.name for b in AcsBit if fn.acs and fn.acs.control & b} if fn.acs else None
+            check("ACS control", dev.acs_ctl, ours_acs)
+        check("NUMA", dev.numa, fn.numa_node)
+        check("IOMMU group", dev.iommu_group, fn.iommu_group)
+        check("driver", dev.driver, fn.driver)
+        if dev.phys_slot is not None:
+            check("physical slot", dev.phys_slot, fn.slot)
+    return out
+
+
+@pytest.mark.parametrize("name", list_bundled_fixtures())
+def test_bundled_fixture_agrees_with_lspci(name):
+    tree = Path(bundled_fixture_root(name))
+    assert disagreements(tree) == []
+
+
+def test_the_judge_can_fail(tmp_path):
+    """Corrupt one fact behind accelctl's back: the comparison must notice."""
+    import shutil
+
+    src = Path(bundled_fixture_root("one-card"))
+    tree = tmp_path / "tree"
+    shutil.copytree(src, tree, symlinks=True)
+    topo = build_topology(tree, names=False)
+    ep = topo.cards[0].endpoints[0]
+    (Path(topo.functions[ep].path) / "current_link_width").write_text("2\n")
+    problems = disagreements(tree)
+    assert any("link status" in p for p in problems)
