@@ -15,11 +15,21 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+#: Width when stdout is not a terminal and $COLUMNS is unset: wide enough that tables piped to a
+#: file or pager are never truncated (rich would assume 80).
+PIPE_WIDTH = 250
+
+
 @cache
 def console() -> Console:
+    import os
+
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    width = None
+    if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
+        width = PIPE_WIDTH
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 @cache

@@ -21,7 +21,8 @@ def list_command(
     from accelctl.topology.listing import list_devices
 
     ctx.obj.json_errors = json
-    listing = list_devices(ctx.obj.topology(), include_all=all_devices)
+    topo = ctx.obj.topology()
+    listing = list_devices(topo, include_all=all_devices)
     if json:
         out.emit_json(listing.to_dict())
         return
@@ -32,7 +33,7 @@ def list_command(
         what = "PCI functions" if all_devices else "accelerators (try --all, or --accel-id VVVV:DDDD)"
         out.err_console().print(f"no {what} found under {ctx.obj.root().path}")
         return
-    out.console().print(device_table(listing))
+    out.console().print(device_table(topo, listing))
     out.console().print(
         f"{len(listing.cards)} cards, {sum(len(c.endpoints) for c in listing.cards)} endpoints"
     )

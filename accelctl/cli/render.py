@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from accelctl.topology.listing import DeviceListing
 
 
-def link_text(link: Link | None) -> str:
-    """``16GT/s x16`` or, when trained below capability, ``[red]8GT/s x8[/] (of 16GT/s x16)``."""
+def link_text(link: Link | None, *, downtrained: bool = False) -> str:
+    """``16GT/s x16``; ``16GT/s x16 (of 32GT/s x16)`` below its own capability because the other
+    end is slower; in red when `downtrained` (below what both ends can do)."""
     if link is None:
         return "-"
 
@@ -31,8 +32,8 @@ def link_text(link: Link | None) -> str:
         return f"[dim]no link[/] (of {cap})"
     if link.speed_gts is None and link.width is None:
         return f"[red]unknown[/] (of {cap})"
-    if link.downgraded:
-        return f"[bold red]{now}[/] (of {cap})"
+    if downtrained:
+        return f"[bold red]{now} DOWNTRAINED[/] (of {cap})"
     return now if now == cap else f"{now} (of {cap})"
 
 
@@ -40,25 +41,30 @@ def _opt(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def device_table(listing: DeviceListing) -> Table:
+def device_table(topo: Topology, listing: DeviceListing) -> Table:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("NAME", "BDF", "KIND", "MODEL", "LINK", "NUMA", "DRIVER", "SERIAL"):
-        table.add_column(col, no_wrap=col != "MODEL")
+    columns = ["NAME", "BDF", "MODEL", "LINK", "NUMA", "DRIVER", "SERIAL"]
+    if listing.include_all:
+        columns.insert(2, "KIND")
+    for col in columns:
+        table.add_column(col, no_wrap=True)
     for row in listing.rows:
         fn = row.function
         model = fn.model if fn.accessible else f"[red]{fn.model} (not responding)[/]"
-        table.add_row(
+        cells = [
             row.name or "",
             fn.id,
-            fn.kind.value,
             model,
-            link_text(fn.link),
+            link_text(fn.link, downtrained=topo.link_downtrained(fn.id)),
             _opt(fn.numa_node),
-            fn.driver or "[yellow]unbound[/]" if fn.is_accelerator else fn.driver or "-",
+            fn.driver or ("[yellow]unbound[/]" if fn.is_accelerator else "-"),
             fn.serial or "-",
-        )
+        ]
+        if listing.include_all:
+            cells.insert(2, fn.kind.value)
+        table.add_row(*cells)
     return table
 
 
@@ -68,7 +74,7 @@ def _label(topo: Topology, node: HostBridge | PciFunction) -> str:
         return f"[bold]{node.id}[/] host bridge{numa}"
     parts = [f"[bold]{node.id}[/]", f"[cyan]{node.kind.value}[/]", node.model]
     if node.kind is not NodeKind.VIRTUAL_FUNCTION and node.link is not None:
-        parts.append(link_text(node.link))
+        parts.append(link_text(node.link, downtrained=topo.link_downtrained(node.id)))
     if node.secondary_bus is not None:
         sub = node.subordinate_bus if node.subordinate_bus is not None else node.secondary_bus
         parts.append(f"[dim][{node.secondary_bus:02x}-{sub:02x}][/]")

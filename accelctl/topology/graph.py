@@ -126,6 +126,45 @@ class Topology:
                 return sw
         return None
 
+    def link_partner(self, fn_id: str) -> PciFunction | None:
+        """The function at the other end of `fn_id`'s link, or None (no link, or nothing there).
+
+        A root or downstream port's link goes down to its child (device 0 on its secondary bus);
+        every other Express function's link goes up to its parent port.
+        """
+        fn = self.functions[fn_id]
+        if fn.kind.is_downstream_facing:
+            kids = [self.functions[c] for c in self.children.get(fn_id, []) if c in self.functions]
+            kids = [k for k in kids if k.kind is not NodeKind.VIRTUAL_FUNCTION]
+            return kids[0] if kids else None
+        if fn.kind is NodeKind.VIRTUAL_FUNCTION:
+            return None
+        parent = self.functions.get(fn.parent or "")
+        if parent is not None and parent.kind.is_downstream_facing:
+            return parent
+        return None
+
+    def expected_link(self, fn_id: str) -> tuple[float | None, int | None] | None:
+        """What the link should train to: the lower capability of its two ends (None: no link)."""
+        fn = self.functions[fn_id]
+        partner = self.link_partner(fn_id)
+        if fn.link is None or partner is None or partner.link is None:
+            return None
+        speeds = [s for s in (fn.link.max_speed_gts, partner.link.max_speed_gts) if s is not None]
+        widths = [w for w in (fn.link.max_width, partner.link.max_width) if w is not None]
+        return (min(speeds) if speeds else None, min(widths) if widths else None)
+
+    def link_downtrained(self, fn_id: str) -> bool:
+        """Trained below the lower capability of both ends (not just below its own)."""
+        fn = self.functions[fn_id]
+        expected = self.expected_link(fn_id)
+        if fn.link is None or expected is None or fn.link.is_down:
+            return False
+        speed, width = expected
+        return (fn.link.speed_gts is not None and speed is not None and fn.link.speed_gts < speed) or (
+            fn.link.width is not None and width is not None and fn.link.width < width
+        )
+
     # --- graph -------------------------------------------------------------------------------
 
     @property
