@@ -255,6 +255,7 @@ class Controller:
 
     def _release_qpair(self, qp: QueuePair) -> None:
         self.waiter.remove(qp.irq.fd)
+        qp.sq.release()
         qp.cq.release()
         qp.kick.close()
         qp.irq.close()
@@ -352,16 +353,19 @@ class Controller:
         deadline = time.monotonic_ns() + int(budget * 1e9)
         qps = (qp,) if qp is self.admin else (qp, self.admin)
 
+        waiter = self.waiter
+
         def ready() -> bool:
-            for q in qps:
-                if q.process_completions():
-                    pass
-            if req.state >= RequestState.DONE:
-                return True
+            if waiter.woken:
+                for q in qps:
+                    q.process_completions()
+                if req.state >= RequestState.DONE:
+                    return True
             self.service()
             return req.state >= RequestState.DONE
 
         # Short waits in slices so the timeout scan runs even when no interrupt comes.
+        waiter.woken = True
         while not self.waiter.wait(ready, min(deadline, time.monotonic_ns() + 50_000_000)):
             if time.monotonic_ns() >= deadline:
                 raise CommandTimeoutError(

@@ -84,10 +84,23 @@ class DmaBuffer:
             return
         if self.refs:
             raise BufferBusyError(f"DMA buffer of {self.size} bytes is in use by {self.refs} command(s)")
+        # numpy / torch / memoryview slices alias the memory: closing under them would leave
+        # them pointing at unmapped pages, so refuse (before unregistering anything).
+        try:
+            self.view.release()
+            self._map.close()
+        except BufferError:
+            self.view = memoryview(self._map)[: self.size]
+            raise BufferBusyError(
+                "DMA buffer is still aliased by views (numpy arrays, tensors, memoryview slices); "
+                "drop them before closing it") from None
         if self._owner is not None:
-            self._owner.unregister(self)
-        self.view.release()
-        self._map.close()
+            try:
+                self._owner.unregister(self)
+            except BaseException:
+                # The memory is gone locally; the daemon releases its mapping with the session.
+                self._owner = None
+                raise
         os.close(self.fd)
         self.closed = True
 

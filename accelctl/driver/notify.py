@@ -72,6 +72,10 @@ class Waiter:
         self._epoll = select.epoll()
         self._fds: set[int] = set()
         self._watch: dict[int, Callable[[int], None]] = {}
+        #: False right after a sleep that ended by timeout (no fd fired): in interrupt mode the
+        #: caller then skips reaping, so a completion without its interrupt is found only by the
+        #: timeout path and counted as "completion polled" (a lost interrupt), not hidden.
+        self.woken = True
 
     def add(self, fd: int) -> None:
         if fd not in self._fds:
@@ -97,6 +101,7 @@ class Waiter:
 
     def _poll(self, timeout_s: float) -> None:
         events = self._epoll.poll(timeout_s)
+        self.woken = bool(events)
         if self._watch:
             for fd, _ in events:
                 hook = self._watch.get(fd)
@@ -108,12 +113,16 @@ class Waiter:
         self._poll(max(0.0, timeout_s))
 
     def wait(self, ready: Callable[[], bool], deadline_ns: int) -> bool:
-        """True when ``ready()`` became true before ``deadline_ns`` (time.monotonic_ns)."""
+        """True when ``ready()`` became true before ``deadline_ns`` (time.monotonic_ns).
+
+        ``woken`` is left as the last sleep set it, so a caller waiting in slices keeps knowing
+        that nothing fired; the caller sets it True when it starts waiting."""
         if ready():
             return True
         mode = self.mode
         now = time.monotonic_ns
         if mode is not WaitMode.INTERRUPT:
+            self.woken = True
             spin_until = deadline_ns if mode is WaitMode.POLL else min(deadline_ns, now() + self.spin_ns)
             spins = 0
             while now() < spin_until:
@@ -124,6 +133,7 @@ class Waiter:
                     self._poll(0)
             if mode is WaitMode.POLL:
                 return ready()
+            self.woken = False
         while True:
             remaining = deadline_ns - now()
             if remaining <= 0:

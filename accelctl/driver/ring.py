@@ -46,6 +46,9 @@ class SubmissionRing:
     def advance(self) -> None:
         self.tail = (self.tail + 1) % self.depth
 
+    def release(self) -> None:
+        self.mem.release()
+
     def update_head(self, sqhd: int) -> None:
         if 0 <= sqhd < self.depth:
             self.head = sqhd
@@ -92,3 +95,4 @@ class CompletionRing:
 
     def release(self) -> None:
         self._status.release()
+        self.mem.release()

@@ -1,0 +1,105 @@
+"""The one place the driver tests touch the simulator's own API (start, stop, faults, tables).
+
+Faults and introspection go through the ABI's control messages (FAULT, INTROSPECT) on a
+connection of their own, exactly as any client would send them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from accelctl.driver import abi
+from accelctl.driver.transport import ControlChannel
+
+BDF = "0000:41:00.0"
+SERIAL = "aa-bb-cc-dd-00-00-00-01"
+
+
+class SimHarness:
+    def __init__(self, daemon: Any, sockets: dict[str, str], workdir: Path | None = None) -> None:
+        self.daemon = daemon
+        self.sockets = sockets
+        self.workdir = workdir
+
+    @classmethod
+    def embedded(cls, memory_size: int = 80 << 20) -> SimHarness:
+        """A daemon in a thread of this process (clients may still be other processes)."""
+        from accelctl.sim.device import DeviceDaemon, EndpointConfig
+
+        workdir = Path(tempfile.mkdtemp(prefix="accelctl-drvtest-"))
+        configs = [EndpointConfig(bdf=BDF, serial=SERIAL, memory_size=memory_size)]
+        daemon = DeviceDaemon(configs, workdir / "sock", state_dir=workdir / "state")
+        daemon.start_thread()
+        return cls(daemon, {c.bdf: str(workdir / "sock" / f"{c.bdf}.sock") for c in configs}, workdir)
+
+    @classmethod
+    def process(cls, memory_size: int = 80 << 20) -> SimHarness:
+        """A daemon in a separate process (so it can be SIGKILLed like a crashed driver)."""
+        workdir = Path(tempfile.mkdtemp(prefix="accelctl-drvtest-"))
+        script = (
+            "import sys\n"
+            "from accelctl.sim.device import DeviceDaemon, EndpointConfig\n"
+            f"d = DeviceDaemon([EndpointConfig(bdf={BDF!r}, serial={SERIAL!r}, memory_size={memory_size})],"
+            f" {str(workdir / 'sock')!r}, state_dir={str(workdir / 'state')!r}, die_by_signal=True)\n"
+            "d.start(); print('ready', flush=True); d.run()\n"
+        )
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        return cls(proc, {BDF: str(workdir / "sock" / f"{BDF}.sock")}, workdir)
+
+    def kill(self) -> None:
+        """SIGKILL a process daemon: no cleanup, sockets just close."""
+        self.daemon.send_signal(signal.SIGKILL)
+        self.daemon.wait(timeout=10)
+
+    def socket_path(self, bdf: str = BDF) -> str:
+        return self.sockets[bdf]
+
+    def _control(self, cmd: int, payload: dict[str, Any] | None = None, bdf: str = BDF) -> Any:
+        chan = ControlChannel(self.socket_path(bdf))
+        try:
+            body, fds = chan.request(cmd, json.dumps(payload or {}).encode())
+            for fd in fds:
+                os.close(fd)
+            return json.loads(body or b"{}")
+        finally:
+            chan.close()
+
+    def add_fault(self, bdf: str = BDF, **spec: Any) -> Any:
+        return self._control(abi.CtrlCmd.FAULT, {"add": [spec]}, bdf)
+
+    def clear_faults(self, bdf: str = BDF) -> None:
+        self._control(abi.CtrlCmd.FAULT, {"clear": True}, bdf)
+
+    def introspect(self, bdf: str = BDF) -> Any:
+        return self._control(abi.CtrlCmd.INTROSPECT, None, bdf)
+
+    def sessions(self, bdf: str = BDF) -> list[dict[str, Any]]:
+        """Per-connection tables of the endpoint, without the connection asking."""
+        sessions = self.introspect(bdf)["endpoints"][bdf]["sessions"]
+        return [s for s in sessions if s["queues"] or s["dma_maps"] or s["kicks"] or s["irqs"] or s["notifier"]]
+
+    def connection_count(self, bdf: str = BDF) -> int:
+        return len(self.sessions(bdf))
+
+    def stop(self) -> None:
+        if isinstance(self.daemon, subprocess.Popen):
+            if self.daemon.poll() is None:
+                self.daemon.terminate()
+                try:
+                    self.daemon.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.daemon.kill()
+                    self.daemon.wait()
+        else:
+            self.daemon.stop()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,186 @@
+"""The fault matrix: each injected fault with its expected outcome (driver-core.md 5.2)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from accelctl.driver import abi
+from accelctl.driver import commands as cmd
+from accelctl.driver.controller import ControllerState
+from accelctl.driver.session import Session
+from accelctl.errors import CommandAbortedError, CommandError, DeviceFailedError, DeviceRemovedError
+
+FILL = int(abi.IoOpcode.FILL)
+FAST = dict(io_timeout_s=0.2, abort_timeout_s=0.2, admin_timeout_s=1.0, ready_timeout_s=1.0)
+
+
+def _counters(dev: Session):  # type: ignore[no-untyped-def]
+    return dev.controller.counters
+
+
+def _io_trackers(dev: Session):  # type: ignore[no-untyped-def]
+    return dev.queue.qpair.trackers.counters
+
+
+def test_dropped_completion_escalates_abort_then_reset(sim, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    with Session(endpoint, **FAST) as dev:
+        dev.execute(cmd.flush())
+        sim.add_fault(kind="drop_cqe", opcode=FILL, qid=dev.queue.qid)
+        with pytest.raises(CommandAbortedError) as info:
+            dev.execute(cmd.fill(0, 64, 1))
+        assert info.value.retryable  # ended by the reset: ABORTED_SQ_DELETION, DNR clear
+        c = _counters(dev)
+        assert (c.aborts_sent, c.aborts_not_aborted, c.resets) == (1, 1, 1)
+        dev.execute(cmd.fill(0, 64, 2))  # the session recovered
+        assert dev.controller.state is ControllerState.LIVE
+
+
+def test_duplicate_completion_is_counted_not_delivered(sim, endpoint: str, ledger) -> None:  # type: ignore[no-untyped-def]
+    ledger.allow_stale_cqe = True
+    with Session(endpoint, **FAST) as dev:
+        dev.execute(cmd.flush())
+        sim.add_fault(kind="duplicate_cqe", opcode=FILL)
+        dev.execute(cmd.fill(0, 64, 1))
+        dev.execute(cmd.flush())  # reaps the duplicate if it came late
+        assert _io_trackers(dev).stale_cqe == 1
+
+
+def test_delayed_completion_is_aborted_by_request(sim, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    with Session(endpoint, **FAST) as dev:
+        dev.execute(cmd.flush())
+        sim.add_fault(kind="delay_cqe", opcode=FILL, delay_ms=2000)
+        with pytest.raises(CommandAbortedError) as info:
+            dev.execute(cmd.fill(0, 64, 1))
+        assert not info.value.retryable
+        assert _counters(dev).aborts_sent == 1 and _counters(dev).resets == 0
+
+
+def test_short_delay_is_overtaken_and_completes(sim, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    with Session(endpoint, io_timeout_s=2.0) as dev:
+        dev.execute(cmd.flush())
+        sim.add_fault(kind="delay_cqe", opcode=FILL, delay_ms=100)
+        order: list[str] = []
+        q = dev.queue
+        q.submit(cmd.fill(0, 64, 1), callback=lambda r: order.append("delayed"))
+        q.submit(cmd.flush(), callback=lambda r: order.append("flush-or-next"))
+        while q.outstanding:
+            dev.poll(0.5)
+        assert order[-1] == "delayed" or order == ["delayed", "flush-or-next"]
+
+
+def test_corrupted_completion_fails_once(sim, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    with Session(endpoint, **FAST) as dev:
+        dev.execute(cmd.flush())
+        sim.add_fault(kind="corrupt_cqe", opcode=FILL, seed=3)
+        with pytest.raises(CommandError):
+            dev.execute(cmd.fill(0, 64, 1))
+        dev.execute(cmd.fill(0, 64, 2))
+
+
+def test_bogus_cid_is_ignored_and_the_command_recovered(sim, endpoint: str, ledger) -> None:  # type: ignore[no-untyped-def]
+    ledger.allow_stale_cqe = True
+    with Session(endpoint, **FAST) as dev:
+        dev.execute(cmd.flush())
+        sim.add_fault(kind="bogus_cid", opcode=FILL)
+        with pytest.raises(CommandAbortedError) as info:
+            dev.execute(cmd.fill(0, 64, 1))
+        assert info.value.retryable
+        assert _io_trackers(dev).stale_cqe == 1
+        dev.execute(cmd.fill(0, 64, 2))
+
+
+def test_lost_interrupt_is_found_by_polling(sim, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    with Session(endpoint, **FAST) as dev:
+        dev.execute(cmd.flush())
+        # Slow, so the host is asleep when the completion lands without its interrupt.
+        sim.add_fault(kind="slow", opcode=FILL, delay_ms=30)
+        sim.add_fault(kind="lost_irq", opcode=FILL)
+        t0 = time.monotonic()
+        cpl = dev.execute(cmd.fill(0, 64, 1))
+        assert cpl.ok and cpl.source == "polled"
+        assert _io_trackers(dev).completion_polled == 1
+        assert _counters(dev).aborts_sent == 0 and time.monotonic() - t0 < 1.0
+
+
+def test_slow_device_within_timeout_completes(sim, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    with Session(endpoint, io_timeout_s=2.0) as dev:
+        dev.execute(cmd.flush())
+        sim.add_fault(kind="slow", opcode=FILL, delay_ms=150)
+        t0 = time.monotonic()
+        assert dev.execute(cmd.fill(0, 64, 1)).ok
+        assert time.monotonic() - t0 >= 0.14
+        assert _counters(dev).timeouts == 0
+
+
+def test_fatal_status_resets_and_recovers(sim, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    with Session(endpoint, **FAST) as dev:
+        dev.execute(cmd.flush())
+        sim.add_fault(kind="fatal", opcode=FILL)
+        with pytest.raises(CommandAbortedError) as info:
+            dev.execute(cmd.fill(0, 64, 1))
+        assert info.value.retryable
+        assert _counters(dev).resets >= 1
+        dev.execute(cmd.fill(0, 64, 2))
+        assert dev.controller.state is ControllerState.LIVE
+
+
+def test_reset_failing_fewer_times_than_the_limit_recovers(sim, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    with Session(endpoint, max_resets=3, **FAST) as dev:
+        dev.execute(cmd.flush())
+        sim.add_fault(kind="reset_fail", count=2)
+        dev.reset()
+        assert _counters(dev).reset_failures == 2
+        dev.execute(cmd.fill(0, 64, 1))
+
+
+def test_reset_failing_n_times_marks_the_device_failed(sim, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    with Session(endpoint, max_resets=3, **FAST) as dev:
+        q = dev.queue
+        dev.execute(cmd.flush())
+        sim.add_fault(kind="reset_fail", count=3)
+        sim.add_fault(kind="drop_cqe", opcode=FILL)
+        outcomes: list[str] = []
+        resubmitted = []
+
+        def resubmit(req) -> None:  # type: ignore[no-untyped-def]
+            # A callback retrying during the reset: its command waits (queued) for the outcome.
+            outcomes.append(req.completion.source)
+            if req.completion.retryable:
+                resubmitted.append(q.submit(cmd.fill(0, 64, 9), callback=lambda r: outcomes.append(r.completion.source)))
+
+        held = [q.submit(cmd.fill(0, 64, i), callback=resubmit) for i in range(3)]
+        with pytest.raises(CommandAbortedError) as info:
+            q.wait(held[0])  # in flight at the first reset: cancelled once, retryable
+        assert info.value.retryable
+        assert dev.controller.state is ControllerState.FAILED
+        assert _counters(dev).reset_failures == 3
+        assert len(resubmitted) == 1  # only the dropped command was in flight at the reset
+        for r in resubmitted:  # queued during the failing resets: fail cleanly, DNR set
+            with pytest.raises(DeviceFailedError):
+                q.wait(r)
+            assert r.completion.dnr
+        assert sorted(outcomes) == ["cqe", "cqe", "failed", "reset"]
+        with pytest.raises(DeviceFailedError):
+            dev.execute(cmd.flush())
+
+
+def test_removal_fails_everything_once(ledger) -> None:  # type: ignore[no-untyped-def]
+    from ._sim import SimHarness
+
+    sim = SimHarness.embedded()  # removal is permanent: a daemon of its own
+    try:
+        with Session(sim.socket_path(), **FAST) as dev:
+            q = dev.queue
+            dev.execute(cmd.flush())
+            sim.add_fault(kind="slow", opcode=FILL, delay_ms=300, count=0)
+            reqs = [q.submit(cmd.fill(0, 64, i)) for i in range(5)]
+            sim.add_fault(kind="remove", now=True)
+            with pytest.raises(DeviceRemovedError):
+                q.wait(reqs[-1], timeout=2.0)
+            assert all(r.done for r in reqs)
+            with pytest.raises(DeviceRemovedError):
+                dev.execute(cmd.flush())
+    finally:
+        sim.stop()
