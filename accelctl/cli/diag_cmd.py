@@ -1,0 +1,81 @@
+"""`accelctl diag`: rules over the topology -> findings; exit 1 when any is an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from accelctl.cli import _output as out
+from accelctl.cli._options import JsonOpt
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from accelctl.diagnostics.findings import Report
+
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def diag_command(
+    ctx: typer.Context,
+    json: JsonOpt = False,
+    manifest: Annotated[
+        Optional[Path],
+        typer.Option("--manifest", "-m", help="TOML file saying what this machine should have (docs/manifest.md)."),
+    ] = None,
+    level: Annotated[
+        int,
+        typer.Option(
+            "--level", "-l", min=1, max=3,
+            help="1: presence and links; 2: + AER, ACS, drivers, bus numbers, BARs; 3: + bus ranges "
+            "and bridge windows (default).",
+        ),
+    ] = 3,
+) -> None:
+    """Check the accelerators: missing cards/endpoints, bad links, AER, ACS, bus numbers, BARs.
+
+    Exit code 0 when no finding is an error, 1 when one is (docs/findings.md lists the codes).
+    """
+    from accelctl.diagnostics import load_manifest, run_diagnostics
+
+    ctx.obj.json_errors = json
+    expected = load_manifest(manifest) if manifest is not None else None
+    report = run_diagnostics(ctx.obj.topology(), manifest=expected, level=level)
+    if json:
+        out.emit_json(report.to_dict())
+    else:
+        _render(report)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _render(report: Report) -> None:
+    console = out.console()
+    accel = report.checked.get("accelerator_endpoints", 0)
+    if report.findings:
+        console.print(findings_table(report))
+    s = report.summary
+    verdict = "[bold red]FAIL[/]" if report.failed else "[bold green]PASS[/]"
+    scope = (f"{report.checked.get('cards', 0)} cards, {accel} accelerator endpoints"
+             if accel else "no accelerators found: nothing to check")
+    console.print(
+        f"{verdict}: {s['error']} error(s), {s['warning']} warning(s), {s['info']} info "
+        f"(level {report.level}; {scope}"
+        + (f"; manifest {report.manifest}" if report.manifest else "") + ")"
+    )
+
+
+def findings_table(report: Report) -> Table:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False, show_lines=False)
+    for col in ("SEVERITY", "CODE", "SUBJECT", "MESSAGE / HINT"):
+        table.add_column(col, no_wrap=col in ("SEVERITY", "CODE", "SUBJECT"))
+    for f in report.findings:
+        sev = f.severity.value
+        text = escape(f.message) + (f"\n[dim]hint: {escape(f.hint)}[/]" if f.hint else "")
+        table.add_row(f"[{_STYLE[sev]}]{sev}[/]", f.code, f.subject, text)
+    return table

@@ -1,0 +1,54 @@
+"""`accelctl topology matrix`: pairwise closeness of accelerator endpoints, and P2P."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from accelctl.cli import _output as out
+from accelctl.cli import topology_cmd
+from accelctl.cli._options import JsonOpt
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from accelctl.diagnostics.matrix import TopologyMatrix
+
+_STYLE = {"X": "dim", "CARD": "bold green", "PIX": "green", "PXB": "yellow", "PHB": "magenta",
+          "NODE": "red", "SYS": "bold red"}
+
+
+@topology_cmd.app.command("matrix")
+def matrix_command(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """For every pair of accelerator endpoints: X, CARD, PIX, PXB, PHB, NODE or SYS, and whether
+    PCIe peer-to-peer is possible (docs/matrix.md)."""
+    from accelctl.diagnostics.matrix import topology_matrix
+
+    ctx.obj.json_errors = json
+    result = topology_matrix(ctx.obj.topology())
+    if json:
+        out.emit_json(result.to_dict())
+        return
+    if not result.endpoints:
+        out.err_console().print("no accelerator endpoints found: no matrix to show")
+        return
+    out.console().print(matrix_table(result))
+    out.console().print(
+        "X self, CARD same card, PIX one switch, PXB several switches, PHB host bridge, "
+        "NODE same NUMA node, SYS across NUMA nodes; '*' = no PCIe peer-to-peer (ACS or host bridge)"
+    )
+
+
+def matrix_table(result: TopologyMatrix) -> Table:
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("")
+    labels = [name or bdf for bdf, name in zip(result.endpoints, result.names)]
+    for label in labels:
+        table.add_column(label, justify="center", no_wrap=True)
+    for label, bdf, row, prow in zip(labels, result.endpoints, result.matrix, result.p2p):
+        cells = [f"[{_STYLE[c]}]{c}{'' if ok else '*'}[/]" for c, ok in zip(row, prow)]
+        table.add_row(f"{label} {bdf}" if label != bdf else bdf, *cells)
+    return table
