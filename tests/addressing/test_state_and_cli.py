@@ -1,0 +1,203 @@
+"""Persisted map (atomic, locked, corrupt/foreign files), diff, and the `accelctl addr` CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from accelctl.cli.app import app
+from tests.addressing.specs import sn
+
+runner = CliRunner()
+
+
+def cli(root: Path, *args: str, env: dict[str, str] | None = None):
+    return runner.invoke(app, ["--sysfs-root", str(root), "addr", *args], env=env)
+
+
+def test_show_json_document(trees, tmp_path):
+    r = cli(trees["base"], "show", "--json", "--state-dir", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["schema_version"] == 1
+    assert doc["persisted"] is None and doc["differences"] is None
+    assert doc["state"]["status"] == "absent"
+    assert doc["endpoints"][6] == {
+        "name": "card3.ep0",
+        "bdf": "0000:0c:00.0",
+        "card": 3,
+        "endpoint": 0,
+        "global_id": 6,
+        "serial": sn(0x3000),
+        "position": "0000:00/04.1/00.0",
+    }
+    assert [c["name"] for c in doc["cards"]] == [f"card{i}" for i in range(6)]
+
+
+def test_show_honours_visible_devices(trees, tmp_path):
+    r = cli(trees["base"], "show", "--json", "--state-dir", str(tmp_path), env={"ACCELCTL_VISIBLE_DEVICES": "card3,1"})
+    doc = json.loads(r.stdout)
+    assert [e["name"] for e in doc["endpoints"]] == ["card0.ep1", "card3.ep0", "card3.ep1"]
+    assert [c["name"] for c in doc["cards"]] == ["card0", "card3"]
+    bad = cli(trees["base"], "show", "--json", "--state-dir", str(tmp_path), env={"ACCELCTL_VISIBLE_DEVICES": "card9"})
+    assert bad.exit_code == 3  # not found, never "all devices"
+    assert json.loads(bad.stderr)["error"]["type"] == "DeviceNotFoundError"
+
+
+def test_assign_then_diff_same_machine(trees, tmp_path):
+    r = cli(trees["base"], "assign", "--state-dir", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "address-map.json").read_text())
+    assert doc["format"] == "accelctl-address-map" and doc["format_version"] == 1
+    assert len(doc["endpoints"]) == 10
+    d = cli(trees["base"], "diff", "--json", "--state-dir", str(tmp_path))
+    assert d.exit_code == 0, d.output
+    assert json.loads(d.stdout)["differences"] == []
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_diff_detects_swapped_cards_by_serial(trees, tmp_path):
+    assert cli(trees["base"], "assign", "--state-dir", str(tmp_path)).exit_code == 0
+    d = cli(trees["swapped"], "diff", "--json", "--state-dir", str(tmp_path))
+    assert d.exit_code == 1
+    diffs = json.loads(d.stdout)["differences"]
+    assert [(x["kind"], x["before"], x["after"], x["identity"]) for x in diffs] == [
+        ("swapped", "card1", "card2", f"serial:{sn(0x2000)}"),
+        ("swapped", "card2", "card1", f"serial:{sn(0x2100)}"),
+    ]
+
+
+def test_diff_detects_renumbered_buses_and_new_cards(trees, tmp_path):
+    assert cli(trees["base"], "assign", "--state-dir", str(tmp_path)).exit_code == 0
+    d = cli(trees["switched_nic"], "diff", "--json", "--state-dir", str(tmp_path))
+    assert d.exit_code == 1
+    (moved,) = json.loads(d.stdout)["differences"]
+    assert (moved["kind"], moved["before"], moved["after"]) == ("moved", "card3", "card3")
+    assert "0000:0c:00.0, 0000:0c:00.1 -> 0000:0f:00.0, 0000:0f:00.1" in moved["message"]
+
+    d = cli(trees["new_card"], "diff", "--json", "--state-dir", str(tmp_path))
+    kinds = [(x["kind"], x["before"], x["after"]) for x in json.loads(d.stdout)["differences"]]
+    assert kinds == [
+        ("moved", "card3", "card4"),
+        ("moved", "card4", "card5"),
+        ("moved", "card5", "card6"),
+        ("appeared", None, "card3"),
+    ]
+
+
+def test_diff_detects_vanished_card(trees, tmp_path):
+    assert cli(trees["new_card"], "assign", "--state-dir", str(tmp_path)).exit_code == 0
+    d = cli(trees["base"], "diff", "--json", "--state-dir", str(tmp_path))
+    kinds = [(x["kind"], x["before"], x["after"]) for x in json.loads(d.stdout)["differences"]]
+    assert ("vanished", "card3", None) in kinds
+
+
+def test_show_reports_persisted_map_and_differences(trees, tmp_path):
+    assert cli(trees["base"], "assign", "--state-dir", str(tmp_path)).exit_code == 0
+    doc = json.loads(cli(trees["swapped"], "show", "--json", "--state-dir", str(tmp_path)).stdout)
+    assert doc["state"]["status"] == "ok"
+    assert doc["persisted"]["endpoints"][4]["serial"] == sn(0x2000)
+    assert doc["endpoints"][4]["serial"] == sn(0x2100)
+    assert [d["kind"] for d in doc["differences"]] == ["swapped", "swapped"]
+
+
+def test_diff_without_map_is_an_error(trees, tmp_path):
+    d = cli(trees["base"], "diff", "--state-dir", str(tmp_path))
+    assert d.exit_code == 6
+    assert "no persisted address map" in d.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{ this is not json", "corrupt address map"),
+        ('{"hello": "world"}', "not an accelctl address map"),
+        ('{"format": "accelctl-address-map", "format_version": 99}', "format_version 99"),
+        ('{"format": "accelctl-address-map", "format_version": 1, "order": "position"}', "corrupt address map"),
+    ],
+)
+def test_corrupt_or_foreign_map_is_never_overwritten_silently(trees, tmp_path, content, message):
+    path = tmp_path / "address-map.json"
+    path.write_text(content)
+    r = cli(trees["base"], "assign", "--state-dir", str(tmp_path))
+    assert r.exit_code == 6, r.output
+    assert message in r.stderr and "--force" in r.stderr
+    assert path.read_text() == content
+    show = cli(trees["base"], "show", "--json", "--state-dir", str(tmp_path))
+    assert show.exit_code == 0
+    assert json.loads(show.stdout)["state"]["status"] == "unreadable"
+    assert cli(trees["base"], "diff", "--state-dir", str(tmp_path)).exit_code == 6
+    forced = cli(trees["base"], "assign", "--force", "--state-dir", str(tmp_path))
+    assert forced.exit_code == 0
+    assert json.loads(path.read_text())["format"] == "accelctl-address-map"
+
+
+def test_state_dir_from_environment(trees, tmp_path):
+    r = cli(trees["base"], "assign", env={"ACCELCTL_STATE_DIR": str(tmp_path / "s")})
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "s" / "address-map.json").exists()
+
+
+def test_bad_order_for_machine_is_reported(trees, tmp_path):
+    r = cli(trees["base"], "show", "--order", "slot", "--state-dir", str(tmp_path))
+    assert r.exit_code == 1
+    assert "cannot order by slot" in r.stderr
+
+
+_HOLD_LOCK = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from accelctl.addressing.state import locked
+    with locked(Path(sys.argv[1])):
+        print("locked", flush=True)
+        time.sleep(float(sys.argv[2]))
+    """
+)
+
+
+def test_assign_waits_for_the_lock(trees, tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(tmp_path), "1.5"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        start = time.monotonic()
+        r = cli(trees["base"], "assign", "--state-dir", str(tmp_path))
+        waited = time.monotonic() - start
+    finally:
+        holder.wait(timeout=10)
+    assert r.exit_code == 0, r.output
+    assert waited >= 1.0, f"assign did not wait for the lock ({waited:.2f} s)"
+
+
+def test_concurrent_assigns_leave_one_whole_map(trees, tmp_path):
+    # real processes through the installed entry point: all succeed, the file is always whole
+    cmd = [sys.executable, "-m", "accelctl", "--sysfs-root", str(trees["base"]), "addr", "assign",
+           "--state-dir", str(tmp_path)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    doc = json.loads((tmp_path / "address-map.json").read_text())
+    assert [e["bdf"] for e in doc["endpoints"]][:2] == ["0000:03:00.0", "0000:04:00.0"]
+    assert sorted(os.listdir(tmp_path)) == ["address-map.json", "address-map.lock"]
+
+
+def test_real_subprocess_show_json(trees, tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "accelctl", "--sysfs-root", str(trees["base"]), "addr", "show", "--json",
+         "--state-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    doc = json.loads(out.stdout)
+    assert [e["bdf"] for e in doc["endpoints"]][-1] == "0001:01:00.0"
