@@ -75,6 +75,7 @@ def _register() -> None:
     app.command("list")(list_cmd.list_command)
     app.add_typer(topology_cmd.app, name="topology")
     app.add_typer(fixture_cmd.app, name="fixture")
+    from accelctl.cli import addr_cmd; app.add_typer(addr_cmd.app, name="addr")  # noqa: E702
 
 
 _register()
