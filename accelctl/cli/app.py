@@ -70,12 +70,34 @@ def main_callback(
 
 
 def _register() -> None:
-    from accelctl.cli import fixture_cmd, list_cmd, topology_cmd
+    """One line per noun. Modules are imported here, not at the top, to keep `import accelctl` and
+    `accelctl --help` cheap; heavy work inside commands is imported lazily by each command."""
+    from accelctl.cli import (
+        addr_cmd,
+        admin,
+        bench,
+        diag_cmd,
+        fixture_cmd,
+        io,
+        list_cmd,
+        matrix_cmd,  # noqa: F401 - registers `topology matrix` on topology_cmd.app
+        metrics_cmd,
+        sim,
+        snapshot_cmd,
+        topology_cmd,
+    )
 
     app.command("list")(list_cmd.list_command)
     app.add_typer(topology_cmd.app, name="topology")
+    app.add_typer(addr_cmd.app, name="addr")
+    app.command("diag")(diag_cmd.diag_command)
+    app.command("metrics")(metrics_cmd.metrics_command)
+    app.command("snapshot")(snapshot_cmd.snapshot_command)
+    app.add_typer(admin.app, name="admin")
+    app.add_typer(io.app, name="io")
+    app.add_typer(bench.app, name="bench")
+    app.add_typer(sim.app, name="sim")
     app.add_typer(fixture_cmd.app, name="fixture")
-    from accelctl.cli import addr_cmd; app.add_typer(addr_cmd.app, name="addr")  # noqa: E702
 
 
 _register()
