@@ -50,7 +50,7 @@ class AsyncQueue:
         """Queue a command for this loop iteration's doorbell; the future resolves to its Request."""
         loop = self._owner.loop
         fut = loop.create_future()
-        req = Request(command.opcode, command.fields, self._on_done, command.buffers, timeout, fut)
+        req = Request(command.opcode, command.sqe, self._on_done, command.buffers, timeout, fut)
         self._pending.append(req)
         if not self._flush_scheduled:
             self._flush_scheduled = True

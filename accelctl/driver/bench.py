@@ -119,9 +119,7 @@ def measure_ioctl_baseline(session: Session, seconds: float) -> dict[str, Any]:
     """The same small command, each one a PASSTHRU control request (no rings)."""
     control = session.controller.control
     cmd = _small_command()
-    f = cmd.fields
-    sqe = abi.SQE.pack(cmd.opcode, f[0], 0, *f[1:])
-    payload = abi.CTRL_PASSTHRU.pack(1) + sqe
+    payload = abi.CTRL_PASSTHRU.pack(1) + cmd.sqe
     clock = time.perf_counter
     n = 0
     start = clock()
@@ -182,11 +180,14 @@ def measure_memcpy(sizes: dict[str, int], repeats: int) -> dict[str, float]:
         dst.close()
 
 
-def _daemon_process(sysfs_root: Path) -> Any:
-    """Start (or find) the simulator daemon for the tree as a separate process."""
+def _daemon_process(sysfs_root: Path) -> bool:
+    """Make sure a simulator daemon in another process serves the tree; True when started here."""
     from accelctl.sim import service
 
-    return service.ensure_running(sysfs_root, mode="process")
+    if service.status(sysfs_root).running:
+        return False
+    service.start_process(sysfs_root)
+    return True
 
 
 def run_bench(
@@ -206,7 +207,18 @@ def run_bench(
         root = Path(bundled_fixture_root(fixture))
     else:
         root = Path(sysfs_root)
-    _daemon_process(root)
+    started = _daemon_process(root)
+    try:
+        return _run(root, device, resolver, seconds, latency_iterations, dma_repeats)
+    finally:
+        if started:
+            from accelctl.sim import service
+
+            service.stop(root)
+
+
+def _run(root: Path, device: str | None, resolver: Resolver | None, seconds: float,
+         latency_iterations: int, dma_repeats: int) -> dict[str, Any]:
     if device is None:
         from accelctl.sim.device.config import endpoints_from_sysfs_root
 

@@ -255,8 +255,7 @@ class Controller:
 
     def _release_qpair(self, qp: QueuePair) -> None:
         self.waiter.remove(qp.irq.fd)
-        qp.sq.release()
-        qp.cq.release()
+        qp.release()
         qp.kick.close()
         qp.irq.close()
         mem = self._queue_memory.pop(qp.qid, None)
@@ -338,7 +337,7 @@ class Controller:
 
     def submit(self, qp: QueuePair, command: Command, callback: Callable[[Request], Any] | None = None,
                *, timeout_s: float | None = None, user_data: Any = None) -> Request:
-        req = Request(command.opcode, command.fields, callback, command.buffers, timeout_s, user_data)
+        req = Request(command.opcode, command.sqe, callback, command.buffers, timeout_s, user_data)
         return qp.submit(req)
 
     def wait_for(self, qp: QueuePair, req: Request, timeout_s: float | None) -> None:
@@ -351,8 +350,9 @@ class Controller:
         budget = (timeout_s if timeout_s is not None else (req.timeout_s or 30.0))
         budget += self.abort_timeout_s * 2 + self.ready_timeout_s * 2
         deadline = time.monotonic_ns() + int(budget * 1e9)
+        if self.wait_mode is not WaitMode.INTERRUPT and self._spin_for(qp, req, deadline):
+            return
         qps = (qp,) if qp is self.admin else (qp, self.admin)
-
         waiter = self.waiter
 
         def ready() -> bool:
@@ -366,11 +366,44 @@ class Controller:
 
         # Short waits in slices so the timeout scan runs even when no interrupt comes.
         waiter.woken = True
-        while not self.waiter.wait(ready, min(deadline, time.monotonic_ns() + 50_000_000)):
+        while not waiter.wait(ready, min(deadline, time.monotonic_ns() + 50_000_000)):
             if time.monotonic_ns() >= deadline:
                 raise CommandTimeoutError(
                     f"command {req!r} did not complete; it stays owned until the device completes it "
                     f"or a reset cancels it", timeout_s=budget)
+
+    _SERVICE_EVERY_NS = 1_000_000
+
+    def _spin_for(self, qp: QueuePair, req: Request, deadline: int) -> bool:
+        """Poll / hybrid: spin on the CQ's phase bit (45 ns a look) until ``req`` ends, the spin
+        budget runs out (hybrid) or the deadline passes (poll). Timeouts, control-socket and
+        device events are looked at once a millisecond."""
+        clock = time.monotonic_ns
+        now = clock()
+        spin_end = deadline if self.wait_mode is WaitMode.POLL else min(deadline, now + self.waiter.spin_ns)
+        next_service = now + self._SERVICE_EVERY_NS
+        pending = qp.cq.pending
+        done = RequestState.DONE
+        while True:
+            if pending():
+                qp.process_completions()
+                if req.state >= done:
+                    return True
+            now = clock()
+            if now >= next_service:
+                next_service = now + self._SERVICE_EVERY_NS
+                if qp is not self.admin:
+                    self.admin.process_completions()
+                self.waiter.sleep(0)  # runs the control-socket / device-event hooks
+                self.service()
+                if req.state >= done:
+                    return True
+            if now >= spin_end:
+                if self.wait_mode is WaitMode.POLL and req.state < done:
+                    raise CommandTimeoutError(
+                        f"command {req!r} did not complete; it stays owned until the device completes "
+                        f"it or a reset cancels it", timeout_s=(deadline - now) / 1e9)
+                return req.state >= done
 
     def result_of(self, req: Request) -> Completion:
         """The completion of an ended request, or the typed error it ended with."""
@@ -413,7 +446,7 @@ class Controller:
     # ------------------------------------------------------------------------------------------
 
     def _arm_async_events(self) -> None:
-        self._aer = Request(abi.AdminOpcode.ASYNC_EVENT_REQUEST, cmds.async_event_request().fields,
+        self._aer = Request(abi.AdminOpcode.ASYNC_EVENT_REQUEST, cmds.async_event_request().sqe,
                             self._on_async_event, timeout_s=None)
         # AERs stay outstanding indefinitely: exempt from the timeout scan.
         self._aer.timeout_s = None

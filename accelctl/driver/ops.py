@@ -6,11 +6,15 @@ Each function returns plain data (dicts, bytes) and raises typed errors; nothing
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from accelctl.driver import abi
 from accelctl.driver import commands as cmds
-from accelctl.driver.session import Resolver, Session, open_endpoint
+from accelctl.driver.session import Resolver, Session, resolve_bdf
+from accelctl.errors import DeviceNotFoundError
 
 Root = str | os.PathLike[str] | None
 
@@ -36,8 +40,20 @@ def _feature_name(fid: int) -> str:
         return f"{fid:#04x}"
 
 
-def _open(device: str, sysfs_root: Root, resolver: Resolver | None) -> Session:
-    return open_endpoint(device, sysfs_root=sysfs_root, resolver=resolver)
+@contextmanager
+def _open(device: str, sysfs_root: Root, resolver: Resolver | None) -> Iterator[Session]:
+    """The endpoint's session for one operation: through the fixture's running simulator, or an
+    embedded one that lives just as long as this call (device state persists on disk)."""
+    from accelctl.sim import service
+
+    root = Path(sysfs_root) if sysfs_root is not None else Path("/sys")
+    bdf = (resolver or resolve_bdf)(device, root)
+    with service.use_simulator(root) as sockets:
+        path = sockets.get(bdf)
+        if path is None:
+            raise DeviceNotFoundError(device, f"{bdf} is not an accelerator endpoint the simulator serves")
+        with Session(str(path), bdf=bdf) as dev:
+            yield dev
 
 
 def identify(device: str, *, sysfs_root: Root = None, resolver: Resolver | None = None) -> dict[str, Any]:

@@ -30,12 +30,9 @@ from accelctl.errors import QueueFullError
 if TYPE_CHECKING:
     from accelctl.driver.controller import Controller
 
-SQE = abi.SQE
 #: The CQE body without the status word: read only after the status word showed a new phase.
 CQE_BODY = abi.CQE_BODY
-#: Request.fields: everything of the SQE but opcode and cid, in SQE order:
-#: flags, nsid, cdw2, cdw3, mptr, dptr_addr, dptr_len, cdw10..cdw15.
-NUM_FIELDS = 14
+_SQE_CID_HWORD = abi.SQE_CID_OFFSET // 2  # the cid as u16 index within one SQE
 
 
 def reap_cap_for(depth: int) -> int:
@@ -69,6 +66,7 @@ class QueuePair:
         self.qid = qid
         self.depth = depth
         self.sq = SubmissionRing(sq_mem, depth)
+        self._sq_u16 = sq_mem[: depth * abi.SQE_SIZE].cast("H")
         self.cq = CompletionRing(cq_mem, depth)
         self._doorbells = doorbells  # memoryview cast("I") of the doorbell page
         self._sq_db = sq_doorbell_index
@@ -92,9 +90,11 @@ class QueuePair:
         """Write ``req`` into the SQ if a tracker and a slot are free. No doorbell."""
         if self.sq.free_slots == 0 or not self.trackers.assign(req):
             return False
-        f = req.fields
-        SQE.pack_into(self.sq.mem, self.sq.next_offset(), req.opcode, f[0], req.cid, *f[1:])
-        self.sq.advance()
+        sq = self.sq
+        off = sq.tail * 64
+        sq.mem[off:off + 64] = req.sqe
+        self._sq_u16[(off >> 1) + _SQE_CID_HWORD] = req.cid
+        sq.advance()
         req.state = RequestState.INFLIGHT
         self.trackers.counters.submitted += 1
         if req.timeout_s is not None:
@@ -260,6 +260,12 @@ class QueuePair:
     @property
     def outstanding(self) -> int:
         return self.trackers.outstanding + len(self.queued)
+
+    def release(self) -> None:
+        """Drop the views of the ring memory (so the buffer can be unmapped)."""
+        self._sq_u16.release()
+        self.sq.release()
+        self.cq.release()
 
     def fileno(self) -> int:
         """The CQ interrupt eventfd: readable when completions may be waiting."""

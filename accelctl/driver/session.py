@@ -80,7 +80,7 @@ class IoQueue:
     def submit_many(self, commands: Iterable[Command], callback: Callable[[Request], Any] | None = None, *,
                     timeout: float | None = None) -> list[Request]:
         """Send a batch with one doorbell store and one kick."""
-        reqs = [Request(c.opcode, c.fields, callback, c.buffers, timeout) for c in commands]
+        reqs = [Request(c.opcode, c.sqe, callback, c.buffers, timeout) for c in commands]
         self.qpair.submit_many(reqs)
         return reqs
 

@@ -92,14 +92,14 @@ class Completion:
 class Request:
     """One command from submission to its single completion callback."""
 
-    __slots__ = ("opcode", "fields", "callback", "buffers", "state", "cid", "tag", "completion",
+    __slots__ = ("opcode", "sqe", "callback", "buffers", "state", "cid", "tag", "completion",
                  "deadline", "aborted", "timeout_s", "user_data", "qpair", "seq")
 
-    def __init__(self, opcode: int, fields: tuple, callback: Callable[[Request], Any] | None,
+    def __init__(self, opcode: int, sqe: bytes, callback: Callable[[Request], Any] | None,
                  buffers: tuple = (), timeout_s: float | None = None, user_data: Any = None) -> None:
         self.opcode = opcode
-        #: Everything of the SQE but opcode and cid, in abi order (see qpair._pack).
-        self.fields = fields
+        #: The packed SQE with cid 0; the qpair writes it to the ring and stamps the cid.
+        self.sqe = sqe
         self.callback = callback
         self.buffers = buffers
         self.state = RequestState.QUEUED

@@ -67,13 +67,13 @@ def ledger(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
     orig_ctrl_init = controller_mod.Controller.__init__
     orig_make_qpair = controller_mod.Controller._make_qpair
 
-    def req_init(self, opcode, fields, callback, buffers=(), timeout_s=None, user_data=None):  # type: ignore[no-untyped-def]
+    def req_init(self, opcode, sqe, callback, buffers=(), timeout_s=None, user_data=None):  # type: ignore[no-untyped-def]
         def counted(req: tracker_mod.Request, _cb=callback) -> None:
             book.callbacks[id(req)] += 1
             if _cb is not None:
                 _cb(req)
 
-        orig_req_init(self, opcode, fields, counted, buffers, timeout_s, user_data)
+        orig_req_init(self, opcode, sqe, counted, buffers, timeout_s, user_data)
         book.requests.append(self)
 
     def buf_init(self, *args, **kwargs):  # type: ignore[no-untyped-def]

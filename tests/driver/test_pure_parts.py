@@ -14,7 +14,7 @@ from accelctl.errors import BufferBusyError, DriverError
 
 
 def _req(log: list) -> Request:
-    return Request(0x01, (), log.append)
+    return Request(0x01, bytes(64), log.append)
 
 
 def test_tags_are_reused_fifo_with_a_new_generation() -> None:

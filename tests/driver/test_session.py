@@ -84,7 +84,7 @@ def test_submit_with_callback_and_batched_submit(endpoint: str) -> None:
         q = dev.create_qpair(depth=64)
         seen: list[int] = []
         reqs = q.submit_many([cmd.fill(i * 64, 64, i) for i in range(100)],
-                             callback=lambda r: seen.append(r.fields[10]))  # cdw13 = pattern
+                             callback=lambda r: seen.append(abi.SQE.unpack(r.sqe)[abi.SQE_CDW13]))
         assert len(reqs) == 100  # more than the trackers: the rest waits in order
         while q.outstanding:
             dev.poll(timeout=0.5)
