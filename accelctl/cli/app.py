@@ -82,6 +82,7 @@ def _register() -> None:
         list_cmd,
         matrix_cmd,  # noqa: F401 - registers `topology matrix` on topology_cmd.app
         metrics_cmd,
+        reset_cmd,
         sim,
         snapshot_cmd,
         topology_cmd,
@@ -93,6 +94,7 @@ def _register() -> None:
     app.command("diag")(diag_cmd.diag_command)
     app.command("metrics")(metrics_cmd.metrics_command)
     app.command("snapshot")(snapshot_cmd.snapshot_command)
+    app.command("reset")(reset_cmd.reset_command)
     app.add_typer(admin.app, name="admin")
     app.add_typer(io.app, name="io")
     app.add_typer(bench.app, name="bench")

@@ -1,0 +1,119 @@
+"""`accelctl reset DEVICE --level flr|bus|card|controller`: show the blast radius, refuse when in
+use or unconfirmed, reset, and prove the devices came back the same."""
+
+from __future__ import annotations
+
+import enum
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from accelctl.cli import _output as out
+from accelctl.cli._options import JsonOpt
+
+
+class Level(str, enum.Enum):
+    flr = "flr"
+    bus = "bus"
+    card = "card"
+    controller = "controller"
+
+
+def _render_plan(plan) -> None:  # type: ignore[no-untyped-def]
+    con = out.err_console()
+    target = plan.target + (f" ({plan.target_address})" if plan.target_address else "")
+    con.print(f"[bold]{plan.level.value} reset[/bold] of {target} at {plan.point} ({plan.platform})")
+    con.print(f"{len(plan.affected)} function(s) will be reset:")
+    for a in plan.affected:
+        addr = f" {a.address}" if a.address else ""
+        con.print(f"  {a.bdf}{addr}  {a.kind}")
+    for h in plan.in_use:
+        con.print(f"  [yellow]in use[/yellow]: pid {h.pid} ({h.command}) holds {h.bdf}: {h.how}")
+    con.print("steps:")
+    for i, s in enumerate(plan.steps, 1):
+        con.print(f"  {i}. {s.detail}")
+
+
+def reset_command(
+    ctx: typer.Context,
+    device: Annotated[str, typer.Argument(help="BDF, cardN, cardN.epM, global id or serial.")],
+    level: Annotated[Level, typer.Option("--level", "-l", help="What to reset (see docs/reset.md).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit; touch nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Reset even when processes hold affected devices.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for devices to come back.", min=0.1)
+    ] = 30.0,
+    json: JsonOpt = False,
+    inject: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--inject",
+            hidden=True,
+            help="Simulator only: fault for the reset: no-return[:BDF], narrow-link[:BDF], new-serial[:BDF].",
+        ),
+    ] = None,
+    platform_kind: Annotated[
+        Optional[str], typer.Option("--platform", hidden=True, help="linux|simulator (tests).")
+    ] = None,
+) -> None:
+    """Reset a device, showing first everything the reset will touch; verify it came back.
+
+    Exit codes: 0 reset and every check passed; 7 reset done, verification failed; 8 refused
+    (in use, not confirmed, level not offered); 4 not permitted; 5 the reset itself failed."""
+    from accelctl.errors import ActionRefusedError, DeviceInUseError
+    from accelctl.platform.sim import platform_for
+    from accelctl.reset.plan import SCHEMA_VERSION, make_plan
+
+    ctx.obj.json_errors = json
+    root = ctx.obj.root()
+    if (root.path.parent / "snapshot.json").is_file():
+        raise ActionRefusedError(
+            f"{root.path} is a snapshot replay: there is no device to reset",
+            hint="run the reset on the machine itself",
+        )
+    platform = platform_for(root, fixture=ctx.obj.fixture is not None, force_kind=platform_kind)
+    topo = ctx.obj.topology()
+    plan = make_plan(topo, device, level.value, platform, timeout_s=timeout)
+    if dry_run:
+        if json:
+            out.emit_json({"schema_version": SCHEMA_VERSION, "plan": plan.to_dict()})
+        else:
+            _render_plan(plan)
+        return
+    if not json:
+        _render_plan(plan)
+    if plan.in_use and not force:
+        who = "; ".join(f"pid {h.pid} ({h.command}) holds {h.bdf}" for h in plan.in_use)
+        raise DeviceInUseError(
+            f"refusing to reset: {len(plan.in_use)} user(s) of affected devices: {who}",
+            holders=[h.to_dict() for h in plan.in_use],
+            hint="stop them first, or pass --force to reset anyway (they lose their devices)",
+        )
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ActionRefusedError(
+                "refusing to reset without confirmation: no terminal to ask on",
+                hint="pass --yes to confirm from a script",
+            )
+        n = len(plan.affected)
+        if not typer.confirm(f"Reset {n} function(s) listed above?", default=False, err=True):
+            raise ActionRefusedError("reset not confirmed; nothing was touched")
+    from accelctl.reset.execute import run_reset
+
+    def progress(message: str) -> None:
+        sys.stderr.write(f"accelctl: {message}\n")
+        sys.stderr.flush()
+
+    result = run_reset(plan, topo, platform, timeout_s=timeout, inject=list(inject or []), progress=progress)
+    if json:
+        out.emit_json({"schema_version": SCHEMA_VERSION, "plan": plan.to_dict(), "result": result.to_dict()})
+    else:
+        con = out.err_console()
+        for step in result.timeline:
+            con.print(f"  {step.name:<28} {step.duration_s * 1000:8.1f} ms  {step.status}")
+        if result.ok:
+            out.emit_text(f"reset ok: {len(plan.affected)} function(s) came back the same")
+    if not result.ok:
+        raise result.error()

@@ -1,0 +1,127 @@
+"""Who holds the devices a reset would touch.
+
+Real system: open files and memory maps in /proc/*/fd and /proc/*/maps that point into a device's
+sysfs directory (resourceN, config), at one of its /dev nodes (matched by device number, as the
+kernel sees them), or at its VFIO group. Simulator: the connections it reports (one connection is
+one open file of the simulated driver). This process is never counted: accelctl's own handles are
+not users (aws-neuron's "free access" open makes the same distinction).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from accelctl.snapshot.policy import is_device_dir
+
+
+@dataclass(slots=True, frozen=True)
+class Holder:
+    pid: int
+    command: str
+    bdf: str
+    #: how it holds the device: "open <path>", "mmap <path>", "simulator connection"
+    how: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "command": self.command, "bdf": self.bdf, "how": self.how}
+
+
+def process_command(pid: int) -> str:
+    """The command line of `pid` ("?" when it is gone or hidden)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read(4096)
+    except OSError:
+        raw = b""
+    if raw:
+        return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().decode("utf-8", "replace").strip() or "?"
+    except OSError:
+        return "?"
+
+
+def _dev_numbers(device_dir: str) -> set[int]:
+    """st_rdev values of the /dev nodes a driver created for the device (drm/card0/dev "226:0")."""
+    out: set[int] = set()
+    for dirpath, dirnames, filenames in os.walk(device_dir):
+        depth = dirpath[len(device_dir) :].count(os.sep)
+        # driver children sit one or two levels down; never descend into child functions
+        dirnames[:] = [d for d in dirnames if not is_device_dir(d)]
+        if depth >= 3:
+            dirnames[:] = []
+        if "dev" in filenames and dirpath != device_dir:
+            try:
+                with open(os.path.join(dirpath, "dev")) as f:
+                    major, minor = f.read().strip().split(":")
+                out.add(os.makedev(int(major), int(minor)))
+            except (OSError, ValueError):
+                pass
+    return out
+
+
+def scan_processes(
+    device_dirs: dict[str, str], iommu_groups: dict[str, str | None], *, proc: str = "/proc"
+) -> list[Holder]:
+    """Processes (other than this one) holding any of the devices open or mapped.
+
+    device_dirs: BDF -> real sysfs directory of the function (under whatever root is in use).
+    iommu_groups: BDF -> iommu group number (for /dev/vfio/<group>), or None.
+    """
+    me = os.getpid()
+    prefixes = {bdf: os.path.realpath(d) + os.sep for bdf, d in device_dirs.items()}
+    rdevs: dict[int, str] = {}
+    for bdf, d in device_dirs.items():
+        for rdev in _dev_numbers(d):
+            rdevs[rdev] = bdf
+    vfio = {f"/dev/vfio/{g}": bdf for bdf, g in iommu_groups.items() if g is not None}
+    found: dict[tuple[int, str], Holder] = {}
+
+    def match(path: str) -> str | None:
+        for bdf, prefix in prefixes.items():
+            if path.startswith(prefix):
+                return bdf
+        return vfio.get(path)
+
+    try:
+        pids = [int(p) for p in os.listdir(proc) if p.isdigit()]
+    except OSError:
+        return []
+    for pid in pids:
+        if pid == me:
+            continue
+        fd_dir = f"{proc}/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            fds = []  # gone, or not ours to look at (non-root): the maps scan may still see it
+        for fd in fds:
+            try:
+                target = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            bdf = match(target)
+            if bdf is None and target.startswith("/dev/") and rdevs:
+                try:
+                    bdf = rdevs.get(os.stat(target).st_rdev)
+                except OSError:
+                    bdf = None
+            if bdf is not None and (pid, bdf) not in found:
+                found[(pid, bdf)] = Holder(pid, process_command(pid), bdf, f"open {target}")
+        try:
+            with open(f"{proc}/{pid}/maps", "rb") as f:
+                maps = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        for line in maps.splitlines():
+            parts = line.split(None, 5)
+            if len(parts) < 6:
+                continue
+            path = parts[5].removesuffix(" (deleted)")
+            bdf = match(path)
+            if bdf is not None and (pid, bdf) not in found:
+                found[(pid, bdf)] = Holder(pid, process_command(pid), bdf, f"mmap {path}")
+    return sorted(found.values(), key=lambda h: (h.bdf, h.pid))
