@@ -71,7 +71,10 @@ class Finding:
 
 
 def subject_key(subject: str) -> tuple[int, int, int, int, int]:
-    """Sort key by PCI address: host bridges (``pciDDDD:BB``) before the functions on their bus."""
+    """Sort key by PCI address: ``machine`` first, host bridges (``pciDDDD:BB``) before the
+    functions on their bus."""
+    if subject == "machine":
+        return (-1, 0, 0, 0, 0)
     if subject.startswith("pci"):
         dom, _, bus = subject[3:].partition(":")
         return (int(dom, 16), int(bus, 16), -1, -1, 0)
