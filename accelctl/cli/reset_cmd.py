@@ -111,7 +111,7 @@ def reset_command(
         out.emit_json({"schema_version": SCHEMA_VERSION, "plan": plan.to_dict(), "result": result.to_dict()})
     else:
         con = out.err_console()
-        for step in result.timeline:
+        for step in result.timeline.steps:
             con.print(f"  {step.name:<28} {step.duration_s * 1000:8.1f} ms  {step.status}")
         if result.ok:
             out.emit_text(f"reset ok: {len(plan.affected)} function(s) came back the same")
