@@ -156,3 +156,83 @@ def _differences_text(differences: list[Difference]) -> str:
     return "\n".join(
         f"[{colour.get(d.kind, 'magenta')}]{d.kind:>17}[/] {d.message}" for d in differences
     )
+
+
+@app.command("plan")
+def plan_command(
+    ctx: typer.Context,
+    add: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--add",
+            help='A card to add: "port=BDF,endpoints=N,bar=64G[,bar32=512K][,layout=switch|single|multifunction]". '
+            "Repeatable.",
+        ),
+    ] = None,
+    spec: Annotated[
+        Optional[Path],
+        typer.Option("--spec", help="Plan a topology spec (fixtures/*.toml) instead of the machine."),
+    ] = None,
+    no_above_4g: Annotated[
+        bool, typer.Option("--no-above-4g", help="Plan as firmware without Above-4G decoding does.")
+    ] = False,
+    hotplug_bus_reserve: Annotated[
+        Optional[int],
+        typer.Option("--hotplug-bus-reserve", min=0, max=255, help="Spare buses for every hot-plug port."),
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Allocate bus numbers and MMIO windows as firmware would; say whether it fits. Exit 1 if not."""
+    from accelctl.addressing.plan_mmio import Apertures
+    from accelctl.addressing.planner import parse_addition, plan
+
+    ctx.obj.json_errors = json
+    additions = [parse_addition(a) for a in add or []]
+    if spec is not None:
+        import tempfile
+
+        from accelctl.sim.fixture import build_fixture
+        from accelctl.topology import build_topology
+
+        with tempfile.TemporaryDirectory(prefix="accelctl-plan-") as tmp:
+            topo = build_topology(build_fixture(spec, Path(tmp) / "tree"), accel_ids=ctx.obj.accel_ids)
+    else:
+        topo = ctx.obj.topology()
+    result = plan(
+        topo, additions, apertures=Apertures(above_4g=not no_above_4g), hotplug_bus_reserve=hotplug_bus_reserve
+    )
+    if json:
+        out.emit_json(result.to_dict())
+    else:
+        out.console().print(_plan_text(result.to_dict()))
+    if not result.fits:
+        raise typer.Exit(1)
+
+
+def _plan_text(doc: dict[str, Any]) -> str:
+    lines = []
+    for r in doc["roots"]:
+        mem = r["mem_window"]
+        pref = r["pref_window"]
+        lines.append(
+            f"[bold]{r['id']}[/]: buses {r['bus']}-{r['last_bus']} (may use up to {r['bus_limit']}); "
+            f"32-bit {_mib(mem)}; 64-bit prefetchable {_mib(pref)}"
+        )
+    for a in doc["additions"]:
+        buses = "-".join(a["boot_buses"]) if a["boot_buses"] else "?"
+        hot = "fits" if a["hot_add_fits"] else "does not fit: " + "; ".join(a["hot_add_issues"])
+        lines.append(f"add {a['spec']}: at boot buses {buses}; hot-add now {hot}")
+    for i in doc["issues"]:
+        lines.append(f"[red]runs out[/] ({i['resource']} at {i['where']}): {i['message']}")
+    if doc["unknown"]:
+        lines.append(f"[yellow]{len(doc['unknown'])} functions have memory needs that are not fully known[/]")
+    lines.append("[green]fits[/]" if doc["fits"] else "[red]does not fit[/]")
+    return "\n".join(lines)
+
+
+def _mib(window: dict[str, Any] | None) -> str:
+    if window is None:
+        return "none"
+    from accelctl.addressing.plan_mmio import _size
+
+    return f"{_size(window['size'])} at {window['start']}"
