@@ -32,7 +32,7 @@ class LinuxPlatform:
         return os.path.isfile(path)
 
     def write_attr(self, path: str, value: str) -> None:
-        """Write one sysfs attribute, as `echo value > path` would.
+        """Write one sysfs attribute, as `echo value > path` would (O_TRUNC, like the shell).
 
         Raises:
             SysfsPermissionError: not allowed (not root) — exit code 4.
@@ -40,7 +40,7 @@ class LinuxPlatform:
         """
         real = self._inside(path)
         try:
-            fd = os.open(real, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            fd = os.open(real, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW)
         except PermissionError as err:
             raise SysfsPermissionError(
                 f"cannot write {path}: permission denied",

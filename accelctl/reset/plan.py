@@ -118,6 +118,10 @@ def _platform_steps(
         if point.reset_methods is not None:
             steps.append(Step("set_reset_method", "select FLR", os.path.join(fdir, "reset_method"), "flr"))
         steps.append(Step("write_reset", f"function level reset of {point.id}", reset_file, "1"))
+        if point.reset_methods is not None:
+            # reset_method is persistent kernel state: put back what the user had
+            steps.append(Step("restore_reset_method", "restore the kernel's reset methods",
+                              os.path.join(fdir, "reset_method"), " ".join(point.reset_methods)))
         return steps
     # bus and card: a secondary bus reset on the bridge `point`
     sub = os.path.join(fdir, "reset_subordinate")
@@ -135,6 +139,8 @@ def _platform_steps(
                 Step("set_reset_method", "select bus reset", os.path.join(child.path, "reset_method"), "bus"),
                 Step("write_reset", f"secondary bus reset of {point.id} through {child.id}",
                      os.path.join(child.path, "reset"), "1"),
+                Step("restore_reset_method", "restore the kernel's reset methods",
+                     os.path.join(child.path, "reset_method"), " ".join(child.reset_methods)),
             ]
     return (
         f"the kernel offers no secondary bus reset for {point.id} "
