@@ -130,8 +130,10 @@ def parse_manifest(text: str, *, path: str = "<manifest>") -> Manifest:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ManifestError(f"not valid TOML: {getattr(exc, 'msg', exc)}", path=path,
-                            line=getattr(exc, "lineno", None)) from exc
+        # Python 3.11's TOMLDecodeError has no lineno: take it from "(at line N, column M)".
+        found = re.search(r"at line (\d+)", str(exc))
+        raise ManifestError(f"not valid TOML: {exc}", path=path,
+                            line=int(found.group(1)) if found else None) from exc
     lines = _KeyLines(text)
     top_known = {"expect", "model", "card", "description", "schema_version"}
     for key in data:

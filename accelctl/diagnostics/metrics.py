@@ -80,7 +80,8 @@ def render_metrics(topo: Topology, report: Report) -> str:
     w.family("device_up", "gauge", "1 when the endpoint answers config reads, 0 when it reads all ones.")
     for bdf, labels in eps:
         w.sample("device_up", labels, 1 if fns[bdf].accessible else 0)
-    w.family("aer_errors", "counter", "AER error counters of the endpoint, by class and error.")
+    # The classic text format wants the TYPE line to name the samples exactly (with _total).
+    w.family("aer_errors_total", "counter", "AER error counters of the endpoint, by class and error.")
     for bdf, labels in eps:
         aer = fns[bdf].aer or {}
         for cls in ("correctable", "nonfatal", "fatal"):
