@@ -86,6 +86,7 @@ def _register() -> None:
         sim,
         snapshot_cmd,
         topology_cmd,
+        watch_cmd,
     )
 
     app.command("list")(list_cmd.list_command)
@@ -95,6 +96,7 @@ def _register() -> None:
     app.command("metrics")(metrics_cmd.metrics_command)
     app.command("snapshot")(snapshot_cmd.snapshot_command)
     app.command("reset")(reset_cmd.reset_command)
+    app.command("watch")(watch_cmd.watch_command)
     app.add_typer(admin.app, name="admin")
     app.add_typer(io.app, name="io")
     app.add_typer(bench.app, name="bench")
