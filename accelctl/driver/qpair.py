@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterable
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from accelctl.driver import abi
@@ -39,7 +38,9 @@ def reap_cap_for(depth: int) -> int:
     return max(1, min(depth // 4, 128))
 
 
-class QueueState(str, Enum):
+class QueueState:
+    """Plain constants (compared with ``is``) rather than an Enum: checked per submission."""
+
     ENABLED = "enabled"
     DISABLED = "disabled"  # controller resetting: new work queues up
     FAILED = "failed"  # device failed or removed: new work fails at once
@@ -87,16 +88,30 @@ class QueuePair:
     # -- submission -------------------------------------------------------------------------
 
     def _place(self, req: Request, now: float) -> bool:
-        """Write ``req`` into the SQ if a tracker and a slot are free. No doorbell."""
-        if self.sq.free_slots == 0 or not self.trackers.assign(req):
-            return False
+        """Write ``req`` into the SQ if a tracker and a slot are free. No doorbell.
+
+        (SubmissionRing.free_slots / advance and TrackerTable.assign, inlined: this runs once
+        per command.)"""
         sq = self.sq
-        off = sq.tail * 64
+        tail = sq.tail
+        depth = sq.depth
+        trackers = self.trackers
+        free = trackers.free
+        if (sq.head - tail - 1) % depth == 0 or not free:
+            return False
+        tag = free.popleft()
+        gen = (trackers.gens[tag] + 1) & 0xF
+        trackers.gens[tag] = gen
+        trackers.slots[tag] = req
+        req.tag = tag
+        cid = req.cid = (gen << 12) | tag
+        off = tail * 64
         sq.mem[off:off + 64] = req.sqe
-        self._sq_u16[(off >> 1) + _SQE_CID_HWORD] = req.cid
-        sq.advance()
-        req.state = RequestState.INFLIGHT
-        self.trackers.counters.submitted += 1
+        self._sq_u16[(off >> 1) + _SQE_CID_HWORD] = cid
+        tail += 1
+        sq.tail = 0 if tail == depth else tail
+        req.state = 1  # RequestState.INFLIGHT
+        trackers.counters.submitted += 1
         if req.timeout_s is not None:
             req.deadline = now + req.timeout_s
             self.timeline.append(req)
@@ -107,7 +122,8 @@ class QueuePair:
         self.kick.signal()
 
     def _accept(self, req: Request) -> None:
-        if self.state is QueueState.FAILED or self.state is QueueState.DELETED:
+        state = self.state
+        if state is QueueState.FAILED or state is QueueState.DELETED:
             # The request is ended at once (exactly once) with the controller's failure status.
             req.qpair = self
             for buf in req.buffers:
@@ -117,8 +133,9 @@ class QueuePair:
         req.qpair = self
         if req.timeout_s is None:
             req.timeout_s = self.default_timeout_s
-        for buf in req.buffers:
-            buf.acquire()
+        if req.buffers:
+            for buf in req.buffers:
+                buf.acquire()
 
     def _failure_completion(self) -> Completion:
         if self.controller is not None:
@@ -182,33 +199,54 @@ class QueuePair:
     # -- completion -------------------------------------------------------------------------
 
     def process_completions(self, max_completions: int = 0, *, source: str = "cqe") -> int:
-        """Reap new CQEs and run their callbacks here. Returns how many commands completed."""
+        """Reap new CQEs and run their callbacks here. Returns how many commands completed.
+
+        Not re-entrant: a callback calling it again on the same qpair gets 0 (the outer call
+        goes on reaping), as in SPDK's ``in_completion_context``."""
+        if self._in_completion:
+            return 0
         if self.drain_irq:
             self.irq.drain()  # before the scan: a CQE posted meanwhile re-arms it (pitfall 9)
         cq = self.cq
         status_words = cq._status
         mem = cq.mem
+        depth = cq.depth
         trackers = self.trackers
+        slots = trackers.slots
+        capacity = trackers.capacity
+        finish = trackers.finish
+        sq = self.sq
         cap = self.reap_cap if max_completions <= 0 else min(max_completions, self.reap_cap)
         done = 0
         reaped = 0
+        head = cq.head
+        phase = cq.phase
         self._in_completion = True
         try:
             while True:
-                head = cq.head
-                word = status_words[head * 8 + 7]  # abi.CQE_STATUS_HWORD
-                if (word & 1) != cq.phase:
+                word = status_words[head * 8 + 7]  # abi.CQE_STATUS_HWORD: status word first
+                if (word & 1) != phase:
                     break
                 cdw0, cdw1, sqhd, sqid, cid = CQE_BODY.unpack_from(mem, head * 16)
-                cq.advance()
+                head += 1
+                if head == depth:
+                    head = 0
+                    phase ^= 1
+                cq.head = head
+                cq.phase = phase
                 reaped += 1
-                self.sq.update_head(sqhd)
-                req = trackers.lookup(cid)
-                if req is not None:
-                    trackers.finish(req, Completion(word & 0xFFFE, cdw0 | (cdw1 << 32), sqhd, sqid, cid, source))
+                if sqhd < depth:
+                    sq.head = sqhd
+                # Range, occupancy and generation checked before anything is touched.
+                tag = cid & 0xFFF
+                req = slots[tag] if tag < capacity else None
+                if req is not None and req.cid == cid:
+                    finish(req, Completion(word & 0xFFFE, cdw0 | (cdw1 << 32), sqhd, sqid, cid, source))
                     done += 1
+                else:
+                    trackers.counters.stale_cqe += 1
                 if reaped >= cap:
-                    self._doorbells[self._cq_db] = cq.head
+                    self._doorbells[self._cq_db] = head
                     reaped = 0
                     if max_completions > 0 and done >= max_completions:
                         break
@@ -272,4 +310,4 @@ class QueuePair:
         return self.irq.fd
 
     def __repr__(self) -> str:
-        return f"QueuePair(qid={self.qid}, depth={self.depth}, state={self.state.value}, outstanding={self.outstanding})"
+        return f"QueuePair(qid={self.qid}, depth={self.depth}, state={self.state}, outstanding={self.outstanding})"

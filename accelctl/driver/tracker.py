@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
 from accelctl.driver import abi
@@ -31,15 +30,19 @@ TAG_MASK = abi.CID_TAG_MASK
 MAX_TRACKERS = abi.MAX_TAGS  # tags 0..4094; depth <= 4095 (Linux genctr rule)
 
 
-class RequestState(IntEnum):
+class RequestState:
+    """Plain int constants, not an Enum: the hot path reads and compares states per command,
+    and an IntEnum member access / comparison costs 130-400 ns against ~20 ns for an int."""
+
     QUEUED = 0  # accepted, waiting for a tracker / slot / the controller to be live
     INFLIGHT = 1  # SQE published; the device owns it
     ABORTING = 2  # an Abort was sent for it; still owned by the device
     DONE = 3  # completed by a CQE
     CANCELLED = 4  # ended by the host (reset, removal, cancel of a queued request)
+    NAMES = ("QUEUED", "INFLIGHT", "ABORTING", "DONE", "CANCELLED")
 
 
-_LIVE = (RequestState.QUEUED, RequestState.INFLIGHT, RequestState.ABORTING)
+_QUEUED, _INFLIGHT, _ABORTING, _DONE, _CANCELLED = range(5)
 
 
 class Completion:
@@ -102,7 +105,7 @@ class Request:
         self.sqe = sqe
         self.callback = callback
         self.buffers = buffers
-        self.state = RequestState.QUEUED
+        self.state = _QUEUED
         self.cid = -1
         self.tag = -1
         self.completion: Completion | None = None
@@ -115,16 +118,16 @@ class Request:
 
     @property
     def done(self) -> bool:
-        return self.state >= RequestState.DONE
+        return self.state >= _DONE
 
     def cancel(self) -> bool:
         """Cancel a command that has not reached the device yet. Returns False once it has."""
-        if self.state != RequestState.QUEUED or self.qpair is None:
+        if self.state != _QUEUED or self.qpair is None:
             return False
         return self.qpair.cancel_queued(self)
 
     def __repr__(self) -> str:
-        return f"Request(opcode={self.opcode:#x}, cid={self.cid:#x}, state={self.state.name})"
+        return f"Request(opcode={self.opcode:#x}, cid={self.cid:#x}, state={RequestState.NAMES[self.state]})"
 
 
 @dataclass
@@ -187,13 +190,14 @@ class TrackerTable:
 
         Returns False (and counts a double finish) when it had already ended.
         """
-        if req.state not in _LIVE:
+        if req.state >= _DONE:
             self.counters.double_finish += 1
             if self.strict:
                 raise DriverError(f"command {req!r} finished twice")
             return False
         req.completion = completion
-        req.state = RequestState.DONE if completion.source in ("cqe", "polled") else RequestState.CANCELLED
+        source = completion.source
+        req.state = _DONE if source == "cqe" or source == "polled" else _CANCELLED
         if req.tag >= 0:
             self.slots[req.tag] = None
             self.free.append(req.tag)
@@ -202,9 +206,9 @@ class TrackerTable:
             buf.release()
         c = self.counters
         c.completed += 1
-        if req.state == RequestState.CANCELLED:
+        if req.state == _CANCELLED:
             c.cancelled += 1
-        elif completion.source == "polled":
+        elif source == "polled":
             c.completion_polled += 1
         if req.callback is not None:
             req.callback(req)
