@@ -68,9 +68,13 @@ endpoints = 4
 driver = "amdgpu"
 endpoint_faults = {3 = "missing"}
 """
-    assert codes(diagnose(spec, tmp_path / "a")) == []  # no peers, no manifest: nothing to compare
+    # No peers, no manifest: the empty on-card switch port (02:03.0) still gives it away.
+    report = diagnose(spec, tmp_path / "a")
+    assert codes(report) == [("ENDPOINT_MISSING", "error", "0000:01:00.0")]
+    assert report.findings[0].related == ("0000:02:03.0",)
     report = diagnose(spec, tmp_path / "b", "[expect]\nendpoints_per_card = 4\n")
     assert codes(report) == [("ENDPOINT_MISSING", "error", "0000:01:00.0")]
+    assert "manifest expects 4" in report.findings[0].message
 
 
 def test_device_inaccessible(tmp_path: Path) -> None:

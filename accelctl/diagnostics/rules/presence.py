@@ -130,9 +130,12 @@ def endpoints_missing(ctx: RuleContext) -> Iterator[Finding]:
         if want is None and peer_count[key] > 1:
             want, source = peers[key], f"other {card.model} cards have"
         have = len(card.endpoints)
+        empty = _empty_card_ports(ctx, card)
+        if want is None and empty:
+            # On-card switch ports exist only to carry endpoints: an empty one is a missing endpoint.
+            want, source = have + len(empty), "its on-card switch has ports for"
         if want is None or have >= want:
             continue
-        empty = _empty_card_ports(ctx, card)
         where = f"; empty on-card port(s): {', '.join(empty)}" if empty else ""
         yield Finding(
             "ENDPOINT_MISSING", Severity.ERROR, card.top,
