@@ -34,9 +34,9 @@ def _planner_explain(name: str, topo: Topology, node_id: str) -> str | None:
 
 def bus_exhaustion_hint(topo: Topology, node_id: str) -> str:
     explained = _planner_explain("explain_bus_exhaustion", topo, node_id)
-    return f"{explained}; {BUS_HINT}" if explained else BUS_HINT
+    return explained or BUS_HINT  # the planner's paragraph already ends with the fix
 
 
 def bar_unassigned_hint(topo: Topology, node_id: str) -> str:
     explained = _planner_explain("explain_bar_unassigned", topo, node_id)
-    return f"{explained}; {BAR_HINT}" if explained else BAR_HINT
+    return explained or BAR_HINT
