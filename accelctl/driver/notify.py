@@ -53,18 +53,15 @@ class EventFd:
 
 
 class Waiter:
-    """Waits until ``ready()`` is true, using one of the strategies, within a deadline.
-
-    ``ready`` is the caller's check (reap the CQs and report whether what it waits for is done);
-    the waiter never runs callbacks itself, so callbacks stay in the caller's thread.
+    """The epoll set a session sleeps on, and its wait strategy (the controller's wait loops use
+    ``mode`` and ``spin_ns``; the waiter itself never reaps, so callbacks stay in the caller's
+    thread).
 
     Besides the completion eventfds, "watch" fds (the control socket, the device-event eventfd)
     are in the same epoll set: when one fires, ``on_watch(fd)`` runs, so a dead daemon or a
     fatal device status wakes a sleeping waiter at once instead of after a command timeout. In
-    poll mode they are checked every ``_WATCH_EVERY`` spins (an ``epoll.poll(0)`` costs ~0.25 us).
+    poll mode they are looked at once a millisecond (an ``epoll.poll(0)`` costs ~0.25 us).
     """
-
-    _WATCH_EVERY = 256
 
     def __init__(self, mode: WaitMode | str = WaitMode.INTERRUPT, *, spin_us: float = 50.0) -> None:
         self.mode = WaitMode(mode)
@@ -111,36 +108,6 @@ class Waiter:
     def sleep(self, timeout_s: float) -> None:
         """Block until an eventfd fires or ``timeout_s`` passes (watch hooks run)."""
         self._poll(max(0.0, timeout_s))
-
-    def wait(self, ready: Callable[[], bool], deadline_ns: int) -> bool:
-        """True when ``ready()`` became true before ``deadline_ns`` (time.monotonic_ns).
-
-        ``woken`` is left as the last sleep set it, so a caller waiting in slices keeps knowing
-        that nothing fired; the caller sets it True when it starts waiting."""
-        if ready():
-            return True
-        mode = self.mode
-        now = time.monotonic_ns
-        if mode is not WaitMode.INTERRUPT:
-            self.woken = True
-            spin_until = deadline_ns if mode is WaitMode.POLL else min(deadline_ns, now() + self.spin_ns)
-            spins = 0
-            while now() < spin_until:
-                if ready():
-                    return True
-                spins += 1
-                if spins % self._WATCH_EVERY == 0 and self._watch:
-                    self._poll(0)
-            if mode is WaitMode.POLL:
-                return ready()
-            self.woken = False
-        while True:
-            remaining = deadline_ns - now()
-            if remaining <= 0:
-                return ready()
-            self._poll(remaining / 1e9)
-            if ready():
-                return True
 
     def close(self) -> None:
         self._epoll.close()
