@@ -24,6 +24,7 @@ disable-then-cancel path does.
 
 from __future__ import annotations
 
+import errno
 import json
 import mmap
 import os
@@ -586,8 +587,12 @@ class Controller:
     def _all_qpairs(self) -> list[QueuePair]:
         return [self.admin, *self.io_qpairs.values()]
 
-    def reset(self) -> None:
-        """Controller reset with recovery; FAILED after ``max_resets`` consecutive failures."""
+    def reset(self, *, device: bool = False) -> None:
+        """Controller reset with recovery; FAILED after ``max_resets`` consecutive failures.
+
+        ``device=True`` resets the whole endpoint (firmware back to power-on): every *other*
+        session of the endpoint becomes stale (SessionStaleError from then on), this one adopts
+        the new reset generation and recovers as from a controller reset."""
         if self.state in _TERMINAL:
             raise self._terminal_error()
         self.state = ControllerState.RESETTING
@@ -598,11 +603,21 @@ class Controller:
             attempts += 1
             self.counters.resets += 1
             try:
-                self._reset_once()
+                self._reset_once(device=device and attempts == 1)
             except DeviceRemovedError:
                 self.mark_removed()
                 return
-            except (BackendError, CommandError, CommandTimeoutError) as exc:
+            except BackendError as exc:
+                if getattr(exc, "errno", None) == errno.ENODEV:  # the device did not come back
+                    self.mark_removed()
+                    return
+                self.counters.reset_failures += 1
+                if attempts >= self.max_resets or self.state in _TERMINAL:
+                    self.mark_failed(str(exc))
+                    return
+                time.sleep(min(0.01 * attempts, 0.05))
+                continue
+            except (CommandError, CommandTimeoutError) as exc:
                 self.counters.reset_failures += 1
                 if attempts >= self.max_resets or self.state in _TERMINAL:
                     self.mark_failed(str(exc))
@@ -611,9 +626,13 @@ class Controller:
                 continue
             return
 
-    def _disable_and_cancel(self) -> None:
-        """CC.EN=0, wait RDY=0, reap what the device posted before, cancel the rest once."""
-        self._reg_write(abi.Reg.CC, 0)
+    def _disable_and_cancel(self, device: bool = False) -> None:
+        """CC.EN=0 (or a device reset), wait RDY=0, reap what the device posted before, cancel
+        the rest once."""
+        if device:
+            self.control.request(abi.CtrlCmd.RESET, abi.CTRL_RESET.pack(abi.ResetScope.DEVICE))
+        else:
+            self._reg_write(abi.Reg.CC, 0)
         self._wait_ready(False)
         # The device no longer touches the old queues or buffers: now it is safe to end
         # everything it owned. Completions it posted before the disable finish normally.
@@ -625,8 +644,8 @@ class Controller:
             qp.reset_rings()
         self._abort_credits = max(self._abort_credits, 1)
 
-    def _reset_once(self) -> None:
-        self._disable_and_cancel()
+    def _reset_once(self, device: bool = False) -> None:
+        self._disable_and_cancel(device)
         self._enable()
         # Admin work queued during the reset (aborts, keep-alives) goes out before queue creation
         # would wait behind it; the IO queues stay disabled until recreated.
@@ -641,6 +660,11 @@ class Controller:
             qp.process_completions()  # resubmits the queued FIFO in order
 
     def _end_everything(self, completion: Completion) -> None:
+        """Terminal states: the device no longer touches our queues (disabled, quiesced by the
+        daemon before it published the reset, or gone), so first reap what it posted before
+        (those commands really finished), then end the rest once."""
+        for qp in self._all_qpairs():
+            qp.process_completions()
         for qp in self._all_qpairs():
             qp.state = QueueState.FAILED
             qp.cancel_inflight(lambda _req: completion)

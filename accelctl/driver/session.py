@@ -186,10 +186,12 @@ class Session:
     def outstanding(self) -> int:
         return self.controller.outstanding
 
-    def reset(self) -> None:
+    def reset(self, *, device: bool = False) -> None:
         """Controller reset: in-flight commands end once with a retryable abort, queued ones go
-        out afterwards in order. Raises DeviceFailedError when recovery gives up."""
-        self.controller.reset()
+        out afterwards in order. Raises DeviceFailedError when recovery gives up.
+
+        ``device=True`` resets the whole endpoint: other sessions of it become stale."""
+        self.controller.reset(device=device)
         self.controller._check_usable()
 
     # -- admin conveniences -----------------------------------------------------------------------

@@ -171,16 +171,66 @@ def test_removal_fails_everything_once(ledger) -> None:  # type: ignore[no-untyp
 
     sim = SimHarness.embedded()  # removal is permanent: a daemon of its own
     try:
-        with Session(sim.socket_path(), **FAST) as dev:
+        with Session(sim.socket_path(), io_timeout_s=10.0) as dev:
             q = dev.queue
             dev.execute(cmd.flush())
-            sim.add_fault(kind="slow", opcode=FILL, delay_ms=300, count=0)
-            reqs = [q.submit(cmd.fill(0, 64, i)) for i in range(5)]
+            # Completions held back by the device: these commands are in flight at the removal.
+            sim.add_fault(kind="delay_cqe", opcode=FILL, delay_ms=5000, count=0)
+            endings: list[str] = []
+            reqs = [q.submit(cmd.fill(0, 64, i), callback=lambda r: endings.append(r.completion.source))
+                    for i in range(5)]
+            t0 = time.monotonic()
             sim.add_fault(kind="remove", now=True)
             with pytest.raises(DeviceRemovedError):
-                q.wait(reqs[-1], timeout=2.0)
-            assert all(r.done for r in reqs)
+                q.wait(reqs[-1])
+            assert time.monotonic() - t0 < 1.0  # noticed at once, not after a timeout
+            assert all(r.done for r in reqs) and endings == ["removed"] * 5
             with pytest.raises(DeviceRemovedError):
                 dev.execute(cmd.flush())
     finally:
         sim.stop()
+
+
+def test_device_reset_makes_other_sessions_stale(sim, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    from accelctl.errors import SessionStaleError
+
+    with Session(endpoint, **FAST) as a, Session(endpoint, **FAST) as b:
+        a.execute(cmd.flush())
+        b.execute(cmd.flush())
+        sim.add_fault(kind="delay_cqe", opcode=FILL, delay_ms=5000, count=0)  # held in the device
+        ended: list[str] = []
+        b_reqs = [b.queue.submit(cmd.fill(0, 64, i), callback=lambda r: ended.append(r.completion.source))
+                  for i in range(4)]
+        sim.clear_faults()
+        a.reset(device=True)
+        a.execute(cmd.fill(0, 64, 1))  # the resetting session recovered and goes on
+        # B's in-flight commands end once: aborted by the device reset (the device posted that
+        # before it made B stale) or cancelled as stale, never both, never lost.
+        with pytest.raises((CommandAbortedError, SessionStaleError)):
+            b.queue.wait(b_reqs[-1], timeout=2.0)
+        assert len(ended) == 4 and all(r.done for r in b_reqs)
+        with pytest.raises(SessionStaleError):
+            b.execute(cmd.flush(), timeout=2.0)
+        assert b.controller.state is ControllerState.STALE
+
+
+def test_async_event_is_delivered_and_rearmed(endpoint: str) -> None:
+    with Session(endpoint) as dev:
+        temp = dev.log_page("health")["temperature_k"]
+        dev.set_feature(abi.Feature.TEMPERATURE_THRESHOLD, temp - 1)  # already over: health event
+        deadline = time.monotonic() + 2
+        while not dev.controller.events and time.monotonic() < deadline:
+            dev.poll(0.05)
+        assert dev.controller.events, "no async event arrived"
+        assert dev.controller.events[0] & 0x7 == abi.AsyncEventType.HEALTH
+        dev.set_feature(abi.Feature.TEMPERATURE_THRESHOLD, 358)
+        assert dev.controller._aer is not None and not dev.controller._aer.done  # re-armed
+
+
+def test_keep_alive_is_sent_from_the_callers_reaping(endpoint: str) -> None:
+    with Session(endpoint, keep_alive_ms=100) as dev:
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            dev.poll(0.02)
+        assert dev.controller.counters.keep_alives >= 3
+        assert dev.controller.state is ControllerState.LIVE
