@@ -111,7 +111,7 @@ def _no_space(root: PlanRoot, resource: str, needed: int, available: int, ap: Ap
     return PlanIssue(
         resource,
         root.id,
-        f"{what} runs out at {root.id}: it needs {_size(needed)}, {_size(max(available, 0))} is left{hint}",
+        f"{what} runs out at {root.id}: it needs {format_size(needed)}, {format_size(max(available, 0))} is left{hint}",
         needed=needed,
         available=max(available, 0),
     )
@@ -155,7 +155,7 @@ def _set_window(f: PlanFunction, attr: str, size: int, inner: Place) -> Place:
     return place
 
 
-def _size(n: int) -> str:
+def format_size(n: int) -> str:
     if n == 0:
         return "0 bytes"
     for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):

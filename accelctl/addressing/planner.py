@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from accelctl.addressing.plan_buses import buses_needed, number_buses
-from accelctl.addressing.plan_mmio import Apertures, assign_mmio, window_need, _size
+from accelctl.addressing.plan_mmio import Apertures, assign_mmio, format_size, window_need
 from accelctl.addressing.plan_model import BarNeed, PlanFunction, PlanIssue, PlanRoot
 from accelctl.errors import AccelError
 from accelctl.topology.model import NodeKind
@@ -141,11 +141,16 @@ class _Tree:
     by_id: dict[str, PlanFunction]
     #: function id -> why its memory needs are not fully known (VF BAR sizes of disabled VFs)
     unknown: dict[str, str] = field(default_factory=dict)
+    #: PF id -> its VFs, built once (a per-function scan of siblings is quadratic on SR-IOV buses)
+    vfs_of: dict[str, list[PciFunction]] = field(default_factory=dict)
 
 
 def _tree_from_topology(topo: Topology) -> _Tree:
     hosts = sorted(topo.host_bridges.values(), key=lambda h: (h.domain, h.bus))
     tree = _Tree([], {})
+    for f in topo.functions.values():
+        if f.physfn is not None:
+            tree.vfs_of.setdefault(f.physfn, []).append(f)
     for i, hb in enumerate(hosts):
         later = [h.bus for h in hosts[i + 1:] if h.domain == hb.domain]
         limit = (min(later) - 1) if later else 0xFF
@@ -162,8 +167,7 @@ def _tree_from_topology(topo: Topology) -> _Tree:
 def _plan_function(topo: Topology, fn: PciFunction, tree: _Tree) -> PlanFunction:
     pf = PlanFunction(fn.id, fn.bdf.devfn, fn.is_bridge, hotplug_capable=bool(fn.hotplug_capable))
     pf.bars = [BarNeed(fn.id, b.index, b.size, b.size, b.prefetchable and b.is_64bit) for b in fn.bars if b.size]
-    vfs = [topo.functions[c] for c in topo.children.get(fn.parent or "", [])
-           if c in topo.functions and topo.functions[c].physfn == fn.id]
+    vfs = tree.vfs_of.get(fn.id, [])
     total = fn.sriov_total_vfs or 0
     if total and vfs:
         for b in vfs[0].bars:
@@ -353,7 +357,7 @@ def _addition_result(add: Addition, port: PciFunction, card: PlanFunction, topo:
     for name, need, label in (("mem_window", mem_need, "32-bit"), ("pref_window", pref_need, "64-bit prefetchable")):
         have = port.windows.get(name, (0, 0))[1]
         if need > have:
-            problems.append(f"{label} window of {port.id} is {_size(have) if have else 'unassigned'}, the card needs {_size(need)}")
+            problems.append(f"{label} window of {port.id} is {format_size(have) if have else 'unassigned'}, the card needs {format_size(need)}")
     return AdditionResult(add, port.id, boot, not problems, problems)
 
 
@@ -414,7 +418,7 @@ def _hex(v: int | None) -> str:
 
 
 def _win(w: tuple[int, int]) -> str:
-    return "unassigned" if not w[1] else f"[{w[0]:#x}, {_size(w[1])}]"
+    return "unassigned" if not w[1] else f"[{w[0]:#x}, {format_size(w[1])}]"
 
 
 # --- explanations for diagnostics --------------------------------------------------------------
@@ -507,7 +511,7 @@ def explain_bar_unassigned(topo: Topology, fn_id: str) -> str:
     if not missing:
         return (f"{fn_id}: no BAR is known to be missing (no assigned function of the same model to compare "
                 "with); check 'lspci -vv' for 'BAR n: [disabled]' or unassigned regions.")
-    needs = ", ".join(f"BAR{b.index} {_size(b.size)} {'64-bit prefetchable' if b.prefetchable and b.is_64bit else '32-bit'}"
+    needs = ", ".join(f"BAR{b.index} {format_size(b.size)} {'64-bit prefetchable' if b.prefetchable and b.is_64bit else '32-bit'}"
                       for b in missing)
     parts = [f"{fn_id} is missing {needs} (sizes from {peer.id}, the same model)."]  # type: ignore[union-attr]
     pref_missing = any(b.prefetchable and b.is_64bit for b in missing)
@@ -552,11 +556,11 @@ def _explain_window(topo: Topology, bridge: PciFunction) -> str:
             name = "pref_window" if b.prefetchable and b.is_64bit else "mem_window"
             start, size = bridge.windows.get(name, (0, 0))
             if not (start <= b.start and b.start + b.size <= start + size):
-                outside.append(f"{f.id} BAR{b.index} [{b.start:#x}, {_size(b.size)}] is outside its {name.replace('_', ' ')}")
+                outside.append(f"{f.id} BAR{b.index} [{b.start:#x}, {format_size(b.size)}] is outside its {name.replace('_', ' ')}")
     node = _tree_from_topology(topo).by_id[bridge.id]
     mem, pref = window_need(node)
-    need = f"Below {bridge.id} firmware-style allocation needs a 32-bit window of {_size(mem) if mem else 'nothing'} and a 64-bit prefetchable window of {_size(pref) if pref else 'nothing'}"
-    have = ", ".join(f"{k.replace('_', ' ')} {_size(v[1]) if v[1] else 'unassigned'}" for k, v in sorted(bridge.windows.items()) if k != "io_window")
+    need = f"Below {bridge.id} firmware-style allocation needs a 32-bit window of {format_size(mem) if mem else 'nothing'} and a 64-bit prefetchable window of {format_size(pref) if pref else 'nothing'}"
+    have = ", ".join(f"{k.replace('_', ' ')} {format_size(v[1]) if v[1] else 'unassigned'}" for k, v in sorted(bridge.windows.items()) if k != "io_window")
     if outside:
         return f"{bridge.id}: {'; '.join(outside[:4])}. {need}; it has {have}. Fix: boot with pci=realloc or enable Above 4G Decoding."
     return f"{need}; it has {have}."

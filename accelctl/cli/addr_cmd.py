@@ -233,6 +233,6 @@ def _plan_text(doc: dict[str, Any]) -> str:
 def _mib(window: dict[str, Any] | None) -> str:
     if window is None:
         return "none"
-    from accelctl.addressing.plan_mmio import _size
+    from accelctl.addressing.plan_mmio import format_size
 
-    return f"{_size(window['size'])} at {window['start']}"
+    return f"{format_size(window['size'])} at {window['start']}"

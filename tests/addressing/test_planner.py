@@ -43,8 +43,12 @@ def test_agreement_check_can_fail(trees, tmp_path):
 
     copy = tmp_path / "edited"
     copy_in_other_order(trees["base"], copy, seed=None)
-    attr = copy / "devices/pci0000:00/0000:00:04.1/secondary_bus_number"
-    attr.write_text("13\n")
+    # both sources of the fact: the sysfs attribute and the bridge header's secondary bus (0x19)
+    port = copy / "devices/pci0000:00/0000:00:04.1"
+    (port / "secondary_bus_number").write_text("13\n")
+    config = bytearray((port / "config").read_bytes())
+    config[0x19] = 0x0D
+    (port / "config").write_bytes(bytes(config))
     topo = build_topology(copy, names=False)
     assert check_against_topology(topo) == ["0000:00:04.1: buses planned 0c-0c, found 0d-0c"]
 
