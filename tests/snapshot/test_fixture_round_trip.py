@@ -13,7 +13,10 @@ from tests.snapshot._cli import run, topology_json
 FIXTURES = list_bundled_fixtures()
 
 
-@pytest.mark.parametrize("name", FIXTURES)
+# scale (2000+ functions, 82k entries) costs ~25 s here, mostly file creation on this filesystem
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "scale" else n for n in FIXTURES]
+)
 def test_round_trip(tmp_path, name):
     out = tmp_path / f"{name}.tar.gz"
     r = run("--fixture", name, "snapshot", str(out), timeout=120)
