@@ -93,6 +93,9 @@ class Resource:
         return bool(self.flags & IORESOURCE_MEM_64)
 
 
+_ZERO_LINE = "0x0000000000000000 0x0000000000000000 0x0000000000000000"
+
+
 def parse_resource(text: str) -> list[Resource]:
     """The `resource` table (13 lines for endpoints, 17 for bridges; older kernels fewer).
 
@@ -100,6 +103,10 @@ def parse_resource(text: str) -> list[Resource]:
     """
     out: list[Resource] = []
     for index, line in enumerate(text.splitlines()):
+        if line.startswith(_ZERO_LINE):
+            # Unused entry (most of every table): no need to split and parse three numbers.
+            out.append(Resource(index, 0, 0, 0))
+            continue
         parts = line.split()
         if len(parts) != 3:
             continue

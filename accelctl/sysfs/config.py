@@ -53,6 +53,8 @@ class ConfigSpace:
     device_id: int | None = None
     class_code: int | None = None
     revision: int | None = None
+    subsystem_vendor_id: int | None = None
+    subsystem_id: int | None = None
     header_type: int | None = None
     multifunction: bool | None = None
     has_cap_list: bool | None = None
@@ -116,6 +118,9 @@ def decode_config(data: bytes) -> ConfigSpace:
         cfg.has_cap_list = bool(status & regs.STATUS_CAP_LIST)
     if cfg.header_type == regs.HEADER_BRIDGE:
         _decode_bridge(data, cfg)
+    elif cfg.header_type == regs.HEADER_NORMAL:
+        cfg.subsystem_vendor_id = _u16(data, regs.SUBSYSTEM_VENDOR_ID)
+        cfg.subsystem_id = _u16(data, regs.SUBSYSTEM_ID)
     if len(data) < regs.STANDARD_CONFIG_BYTES:
         if len(data) <= regs.UNPRIVILEGED_CONFIG_BYTES:
             cfg.notes.append(
@@ -180,6 +185,10 @@ def _walk_caps(data: bytes, cfg: ConfigSpace) -> None:
         cfg.cap_ids.append(cap_id)
         if cap_id == regs.CAP_ID_EXP and cfg.pcie is None:
             cfg.pcie = _decode_pcie(data, ptr)
+        elif cap_id == regs.CAP_ID_SSVID and cfg.header_type == regs.HEADER_BRIDGE:
+            # Bridges keep subsystem ids in this capability, not at 0x2c.
+            cfg.subsystem_vendor_id = _u16(data, ptr + 4)
+            cfg.subsystem_id = _u16(data, ptr + 6)
         ptr = nxt
     cfg.notes.append("capability list too long (more than 48 entries)")
 

@@ -127,6 +127,20 @@ class SysfsRoot:
             resolved = os.path.normpath(os.path.join(os.path.dirname(link_path), target))
         return resolved if os.path.exists(resolved) else None
 
+    def link_target(self, link_path: str) -> str | None:
+        """Like resolve_link, without checking that the target exists (one syscall, not three)."""
+        try:
+            target = os.readlink(link_path)
+        except OSError:
+            return None
+        if os.path.isabs(target):
+            if target.startswith(self._str + os.sep):
+                return target
+            if target.startswith("/sys/"):
+                return self._str + target[4:]
+            return None
+        return os.path.normpath(os.path.join(os.path.dirname(link_path), target))
+
     def link_name(self, link_path: str) -> str | None:
         """Basename of a symlink's target (driver, iommu_group), without requiring it to exist."""
         try:

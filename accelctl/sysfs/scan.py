@@ -15,16 +15,33 @@ from accelctl.pci.bdf import HOST_BRIDGE_NAME, SYSFS_NAME
 from accelctl.sysfs.attrs import parse_slot_address
 from accelctl.sysfs.root import SysfsRoot, Unreadable, read_bytes
 
-#: Text attributes a scan reads when present. Writable-only files (reset, remove, rescan) and
-#: binary BAR files are never opened.
-TEXT_ATTRS = (
+#: Attributes only sysfs has: read for every function (a missing file is simply absent).
+SYSFS_ONLY_ATTRS = (
+    "numa_node",
+    "resource",
+    "aer_dev_correctable",
+    "aer_dev_nonfatal",
+    "aer_dev_fatal",
+    "reset_method",
+    "power_state",
+)
+#: Root-port AER totals: only root ports and event collectors have them.
+ROOT_PORT_ATTRS = (
+    "aer_rootport_total_err_cor",
+    "aer_rootport_total_err_nonfatal",
+    "aer_rootport_total_err_fatal",
+)
+#: Attributes whose facts full config space also holds (ids, live link state, bus numbers, DSN,
+#: SR-IOV). They are read when config cannot stand in for them: privilege-limited (64 bytes),
+#: all ones (a dead device, whose cached ids only sysfs still has), missing, or when the caller
+#: asks for a cross-check of both sources.
+CONFIG_BACKED_ATTRS = (
     "vendor",
     "device",
     "subsystem_vendor",
     "subsystem_device",
     "class",
     "revision",
-    "numa_node",
     "current_link_speed",
     "current_link_width",
     "max_link_speed",
@@ -32,22 +49,17 @@ TEXT_ATTRS = (
     "secondary_bus_number",
     "subordinate_bus_number",
     "serial_number",
-    "resource",
-    "aer_dev_correctable",
-    "aer_dev_nonfatal",
-    "aer_dev_fatal",
-    "aer_rootport_total_err_cor",
-    "aer_rootport_total_err_nonfatal",
-    "aer_rootport_total_err_fatal",
     "sriov_totalvfs",
     "sriov_numvfs",
-    "reset_method",
-    "power_state",
-    "label",
 )
-_TEXT_ATTR_SET = frozenset(TEXT_ATTRS)
+#: Bridges keep their subsystem ids in an optional capability; sysfs has them either way.
+BRIDGE_ATTRS = ("subsystem_vendor", "subsystem_device")
+TEXT_ATTRS = SYSFS_ONLY_ATTRS + ROOT_PORT_ATTRS + CONFIG_BACKED_ATTRS
 #: Links whose target's basename is the fact (driver name, group number, PF address).
 LINK_ATTRS = ("driver", "iommu_group", "physfn")
+
+_ROOT_PORT_TYPES = (0x4, 0xA)  # PCIe root port, RC event collector
+_PCIE_CAP_ID = 0x10
 
 
 @dataclass(slots=True)
@@ -76,7 +88,6 @@ class RawFunction:
     config: bytes | None = None
     #: attribute -> why it could not be read
     unreadable: dict[str, str] = field(default_factory=dict)
-    virtfns: int = 0
 
 
 @dataclass(slots=True)
@@ -99,8 +110,11 @@ class RawTree:
     warnings: list[ScanWarning]
 
 
-def scan_tree(root: SysfsRoot) -> RawTree:
+def scan_tree(root: SysfsRoot, *, cross_check: bool = False) -> RawTree:
     """Read every PCI function under `root`.
+
+    Config space is read first; sysfs attributes that only restate it are skipped unless config
+    is incomplete or `cross_check` asks for both (then the topology warns where they disagree).
 
     Raises:
         SysfsRootError: the tree has no PCI devices (not a sysfs tree, or an empty one).
@@ -116,12 +130,16 @@ def scan_tree(root: SysfsRoot) -> RawTree:
         )
     functions: dict[str, RawFunction] = {}
     host_bridges: dict[str, RawHostBridge] = {}
+    seen_parents: set[str] = set()
     for name, path in dev_dirs:
-        fn = _read_function(root, name, path, warnings)
+        fn = _read_function(root, name, path, warnings, cross_check)
         if fn is None:
             continue
         functions[name] = fn
-        _note_host_bridge(path, host_bridges)
+        parent_dir = os.path.dirname(path)
+        if parent_dir not in seen_parents:
+            seen_parents.add(parent_dir)
+            _note_host_bridge(path, host_bridges)
     return RawTree(root, functions, host_bridges, _read_slots(root, warnings), warnings)
 
 
@@ -139,22 +157,19 @@ def _find_device_dirs(root: SysfsRoot, warnings: list[ScanWarning]) -> list[tupl
                 ScanWarning("STRAY_ENTRY", None, f"{entry} is not a PCI address; ignored")
             )
             continue
-        if os.path.islink(entry):
-            target = root.resolve_link(entry)
-            if target is None:
-                warnings.append(
-                    ScanWarning(
-                        "BROKEN_LINK",
-                        name,
-                        f"{entry} points nowhere (device removed while reading?); skipped",
-                    )
-                )
+        # readlink first: one syscall for the common case, no per-component realpath walk.
+        # Whether the target exists is learnt when its files are read (a broken link then
+        # becomes a warning there), not with an extra stat per device here.
+        target = root.link_target(entry)
+        if target is None:
+            if os.path.isdir(entry):
+                target = entry  # a flattened copy: no nesting, parents come from bus numbers
+            elif os.path.islink(entry):
+                warnings.append(ScanWarning("BROKEN_LINK", name, f"{entry} points outside the tree; skipped"))
                 continue
-        elif os.path.isdir(entry):
-            target = entry  # a flattened copy: no nesting, parents come from bus numbers
-        else:
-            warnings.append(ScanWarning("STRAY_ENTRY", name, f"{entry} is not a directory"))
-            continue
+            else:
+                warnings.append(ScanWarning("STRAY_ENTRY", name, f"{entry} is not a directory"))
+                continue
         out.append((name, target))
     return out
 
@@ -202,34 +217,52 @@ def _note_host_bridge(path: str, host_bridges: dict[str, RawHostBridge]) -> None
 
 
 def _read_function(
-    root: SysfsRoot, name: str, path: str, warnings: list[ScanWarning]
+    root: SysfsRoot, name: str, path: str, warnings: list[ScanWarning], cross_check: bool
 ) -> RawFunction | None:
+    fn = RawFunction(name=name, path=path, parent=_parent_id(path))
+    prefix = path + os.sep  # plain concatenation: os.path.join costs more than the read itself
     try:
-        entries = os.listdir(path)
-    except OSError as err:
+        fn.config = read_bytes(prefix + "config")
+    except Unreadable as err:
+        fn.unreadable["config"] = str(err)
+    cfg = fn.config
+    if cfg is None and "config" not in fn.unreadable and not os.path.isdir(path):
         warnings.append(
-            ScanWarning("DEVICE_VANISHED", name, f"{path} could not be listed ({err.strerror}); skipped")
+            ScanWarning("BROKEN_LINK", name, f"{path} does not exist (device removed while reading?); skipped")
         )
         return None
-    fn = RawFunction(name=name, path=path, parent=_parent_id(path))
-    for entry in entries:
-        if entry in _TEXT_ATTR_SET:
-            _read_attr(fn, entry, os.path.join(path, entry))
-        elif entry in LINK_ATTRS:
-            target = root.link_name(os.path.join(path, entry))
-            if target is not None:
-                fn.links[entry] = target
-        elif entry.startswith("virtfn"):
-            fn.virtfns += 1
-    if "config" in entries:
-        try:
-            fn.config = read_bytes(os.path.join(path, "config"))
-        except Unreadable as err:
-            fn.unreadable["config"] = str(err)
-    if "vendor" not in fn.attrs and "vendor" not in fn.unreadable and not os.path.isdir(path):
+    full = cfg is not None and len(cfg) >= 256 and cfg[:4] != b"\xff\xff\xff\xff"
+    wanted: tuple[str, ...] = SYSFS_ONLY_ATTRS
+    if cross_check or not full:
+        wanted += CONFIG_BACKED_ATTRS
+    elif cfg is not None and cfg[0x0E] & 0x7F == 1:
+        wanted += BRIDGE_ATTRS
+    if not full or _pcie_port_type(cfg) in _ROOT_PORT_TYPES:
+        wanted += ROOT_PORT_ATTRS
+    for attr in wanted:
+        _read_attr(fn, attr, prefix + attr)
+    if "vendor" not in fn.attrs and cfg is None and not os.path.isdir(path):
         warnings.append(ScanWarning("DEVICE_VANISHED", name, f"{path} vanished while reading; skipped"))
         return None
+    for link in LINK_ATTRS:
+        target = root.link_name(prefix + link)
+        if target is not None:
+            fn.links[link] = target
     return fn
+
+
+def _pcie_port_type(cfg: bytes | None) -> int | None:
+    """The PCIe port type from a quick walk of the standard capability list (bounded)."""
+    if cfg is None or len(cfg) < 0x40 or not cfg[0x06] & 0x10:
+        return None
+    ptr = cfg[0x34] & 0xFC
+    for _ in range(48):
+        if ptr < 0x40 or ptr + 4 > len(cfg):
+            return None
+        if cfg[ptr] == _PCIE_CAP_ID:
+            return (cfg[ptr + 2] >> 4) & 0xF
+        ptr = cfg[ptr + 1] & 0xFC
+    return None
 
 
 def _read_attr(fn: RawFunction, attr: str, path: str) -> None:

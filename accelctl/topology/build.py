@@ -78,6 +78,7 @@ def build_topology(
     *,
     accel_ids: Iterable[str] = (),
     names: bool = True,
+    cross_check: bool = False,
 ):  # -> Topology (imported lazily below to keep module import order simple)
     """Scan a sysfs tree and build its topology.
 
@@ -86,6 +87,8 @@ def build_topology(
         accel_ids: extra ``vvvv:dddd`` / ``vvvv:*`` ids counted as accelerators (added to
             $ACCELCTL_ACCEL_IDS and the class rule).
         names: look up vendor/device names in pci.ids when it is installed.
+        cross_check: read sysfs attributes that restate config space too, and warn
+            (ATTR_CONFIG_MISMATCH) where the two sources disagree. Slower; for audits and tests.
 
     Raises:
         SysfsRootError: the root is missing, not a directory, or has no PCI devices.
@@ -98,7 +101,7 @@ def build_topology(
     if not isinstance(root, SysfsRoot):
         root = SysfsRoot(root)
     matcher = AcceleratorMatcher.from_env(accel_ids)
-    raw = scan_tree(root)
+    raw = scan_tree(root, cross_check=cross_check)
     warnings = list(raw.warnings)
     nodes = _build_nodes(raw, warnings)
     for fn in nodes.functions.values():
@@ -168,8 +171,8 @@ def _make_function(
     fn = PciFunction(id=str(bdf), bdf=bdf, parent=r.parent, kind=NodeKind.ENDPOINT, path=r.path)
     fn.vendor_id = _hex(a, "vendor", cfg.vendor_id if cfg else None)
     fn.device_id = _hex(a, "device", cfg.device_id if cfg else None)
-    fn.subsystem_vendor_id = _hex(a, "subsystem_vendor", None)
-    fn.subsystem_device_id = _hex(a, "subsystem_device", None)
+    fn.subsystem_vendor_id = _hex(a, "subsystem_vendor", cfg.subsystem_vendor_id if cfg else None)
+    fn.subsystem_device_id = _hex(a, "subsystem_device", cfg.subsystem_id if cfg else None)
     fn.class_code = _hex(a, "class", cfg.class_code if cfg else None)
     fn.revision = _hex(a, "revision", cfg.revision if cfg else None)
     numa = A.parse_int(a["numa_node"]) if "numa_node" in a else None

@@ -119,6 +119,14 @@ def group_cards(
             key = f"{fn.bdf.domain:04x}:{fn.bdf.bus:02x}:{fn.bdf.device:02x}"
             groups.setdefault(("device", key), []).append(fn)
 
+    # Indexes built once, so grouping stays linear in the number of functions.
+    by_device: dict[tuple[int, int, int], list[str]] = {}
+    vfs_of: dict[str, list[str]] = {}
+    for f in functions.values():
+        by_device.setdefault((f.bdf.domain, f.bdf.bus, f.bdf.device), []).append(f.id)
+        if f.physfn is not None:
+            vfs_of.setdefault(f.physfn, []).append(f.id)
+
     drafts = []
     for (how, key), endpoints in groups.items():
         endpoints.sort(key=lambda f: position_key(f.id, functions))
@@ -129,14 +137,10 @@ def group_cards(
             layout = CardLayout.MULTIFUNCTION if len(endpoints) > 1 else CardLayout.SINGLE
             top_id = endpoints[0].id
             first = endpoints[0].bdf
-            members = [
-                f.id
-                for f in functions.values()
-                if (f.bdf.domain, f.bdf.bus, f.bdf.device) == (first.domain, first.bus, first.device)
-                or f.physfn in {e.id for e in endpoints}
-            ]
-            if layout is CardLayout.SINGLE:
-                members = [top_id, *(f.id for f in functions.values() if f.physfn == top_id)]
+            # A multi-function card owns every function of its device (audio, management) and
+            # their VFs; a lone endpoint owns itself and its VFs.
+            own = by_device[(first.domain, first.bus, first.device)] if layout is CardLayout.MULTIFUNCTION else [top_id]
+            members = [*own, *(vf for e in endpoints for vf in vfs_of.get(e.id, ()))]
         drafts.append((position_key(top_id, functions), layout, top_id, endpoints, members))
 
     cards: list[Card] = []
