@@ -201,8 +201,11 @@ def test_device_reset_makes_other_sessions_stale(sim, endpoint: str) -> None:  #
         ended: list[str] = []
         b_reqs = [b.queue.submit(cmd.fill(0, 64, i), callback=lambda r: ended.append(r.completion.source))
                   for i in range(4)]
-        sim.clear_faults()
+        deadline = time.monotonic() + 2
+        while sum(x["held"] for x in sim.sessions()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the device holds all four
         a.reset(device=True)
+        sim.clear_faults()
         a.execute(cmd.fill(0, 64, 1))  # the resetting session recovered and goes on
         # B's in-flight commands end once: aborted by the device reset (the device posted that
         # before it made B stale) or cancelled as stale, never both, never lost.
