@@ -29,33 +29,26 @@ class Unreadable(Exception):
         self.permission = err.errno in (errno.EACCES, errno.EPERM)
 
 
-def read_bytes(path: str, limit: int = MAX_ATTR_BYTES) -> bytes | None:
+def read_bytes(path: str, limit: int = MAX_ATTR_BYTES, *, dir_fd: int | None = None) -> bytes | None:
     """Read up to `limit` bytes of a sysfs file; None when it does not exist.
 
     os.open/os.read rather than open(): no buffered-IO object per file, which matters when a
-    scan reads tens of thousands of attributes.
+    scan reads tens of thousands of attributes. One read() is enough: sysfs serves a whole
+    attribute (and config space up to the requested size) in a single call, and so does a
+    regular file in a copied tree. With `dir_fd`, `path` is relative to an open directory, so
+    the kernel does not walk the whole (deep) device path again for every attribute.
 
     Raises:
         Unreadable: the file exists but the read failed (permission, dead device).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except NotADirectoryError:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as err:
         raise Unreadable(err) from err
     try:
-        chunks = []
-        remaining = limit
-        while remaining > 0:
-            chunk = os.read(fd, remaining)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
+        return os.read(fd, limit)
     except OSError as err:
         raise Unreadable(err) from err
     finally:
@@ -141,10 +134,11 @@ class SysfsRoot:
             return None
         return os.path.normpath(os.path.join(os.path.dirname(link_path), target))
 
-    def link_name(self, link_path: str) -> str | None:
+    @staticmethod
+    def link_name(link_path: str, *, dir_fd: int | None = None) -> str | None:
         """Basename of a symlink's target (driver, iommu_group), without requiring it to exist."""
         try:
-            return os.path.basename(os.readlink(link_path).rstrip("/")) or None
+            return os.path.basename(os.readlink(link_path, dir_fd=dir_fd).rstrip("/")) or None
         except OSError:
             return None
 

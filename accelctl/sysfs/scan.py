@@ -220,17 +220,29 @@ def _read_function(
     root: SysfsRoot, name: str, path: str, warnings: list[ScanWarning], cross_check: bool
 ) -> RawFunction | None:
     fn = RawFunction(name=name, path=path, parent=_parent_id(path))
-    prefix = path + os.sep  # plain concatenation: os.path.join costs more than the read itself
     try:
-        fn.config = read_bytes(prefix + "config")
-    except Unreadable as err:
-        fn.unreadable["config"] = str(err)
-    cfg = fn.config
-    if cfg is None and "config" not in fn.unreadable and not os.path.isdir(path):
+        dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
         warnings.append(
             ScanWarning("BROKEN_LINK", name, f"{path} does not exist (device removed while reading?); skipped")
         )
         return None
+    except OSError as err:
+        warnings.append(ScanWarning("DEVICE_VANISHED", name, f"{path}: {err.strerror}; skipped"))
+        return None
+    try:
+        _read_function_at(dfd, fn, cross_check)
+    finally:
+        os.close(dfd)
+    return fn
+
+
+def _read_function_at(dfd: int, fn: RawFunction, cross_check: bool) -> None:
+    try:
+        fn.config = read_bytes("config", dir_fd=dfd)
+    except Unreadable as err:
+        fn.unreadable["config"] = str(err)
+    cfg = fn.config
     full = cfg is not None and len(cfg) >= 256 and cfg[:4] != b"\xff\xff\xff\xff"
     wanted: tuple[str, ...] = SYSFS_ONLY_ATTRS
     if cross_check or not full:
@@ -239,16 +251,19 @@ def _read_function(
         wanted += BRIDGE_ATTRS
     if not full or _pcie_port_type(cfg) in _ROOT_PORT_TYPES:
         wanted += ROOT_PORT_ATTRS
+    attrs, unreadable = fn.attrs, fn.unreadable
     for attr in wanted:
-        _read_attr(fn, attr, prefix + attr)
-    if "vendor" not in fn.attrs and cfg is None and not os.path.isdir(path):
-        warnings.append(ScanWarning("DEVICE_VANISHED", name, f"{path} vanished while reading; skipped"))
-        return None
+        try:
+            data = read_bytes(attr, dir_fd=dfd)
+        except Unreadable as err:
+            unreadable[attr] = "permission denied" if err.permission else str(err)
+            continue
+        if data is not None:
+            attrs[attr] = data.decode("utf-8", "replace").strip()
     for link in LINK_ATTRS:
-        target = root.link_name(prefix + link)
+        target = SysfsRoot.link_name(link, dir_fd=dfd)
         if target is not None:
             fn.links[link] = target
-    return fn
 
 
 def _pcie_port_type(cfg: bytes | None) -> int | None:
@@ -263,16 +278,6 @@ def _pcie_port_type(cfg: bytes | None) -> int | None:
             return (cfg[ptr + 2] >> 4) & 0xF
         ptr = cfg[ptr + 1] & 0xFC
     return None
-
-
-def _read_attr(fn: RawFunction, attr: str, path: str) -> None:
-    try:
-        data = read_bytes(path)
-    except Unreadable as err:
-        fn.unreadable[attr] = "permission denied" if err.permission else str(err)
-        return
-    if data is not None:
-        fn.attrs[attr] = data.decode("utf-8", "replace").strip()
 
 
 def _read_slots(root: SysfsRoot, warnings: list[ScanWarning]) -> dict[tuple[int, int, int], str]:
