@@ -205,12 +205,13 @@ class Resolver:
     def _check_visible(self, r: Resolved) -> None:
         if self.visible is None or not r.endpoints:
             return
-        hidden = [e for e in r.endpoints if e.bdf not in self.visible.bdfs]
+        shown = self.visible.bdfs
+        hidden = [e for e in r.endpoints if e.bdf not in shown]
         if not hidden:
             return
         if r.kind is ResolvedKind.CARD and len(hidden) < len(r.endpoints):
             # a partly visible card: keep what the process may see
-            r.endpoints = [e for e in r.endpoints if e.bdf in self.visible.bdfs]
+            r.endpoints = [e for e in r.endpoints if e.bdf in shown]
             return
         raise DeviceNotFoundError(
             r.name, f"{hidden[0].name} ({hidden[0].bdf}) is not visible: {self.visible.describe()}"

@@ -38,10 +38,11 @@ class VisibleSet:
     spec: str
     #: visible endpoints in global-id order
     endpoints: tuple[EndpointAddress, ...]
+    #: their BDFs, for O(1) membership tests (filled in from `endpoints`)
+    bdfs: frozenset[str] = frozenset()
 
-    @property
-    def bdfs(self) -> frozenset[str]:
-        return frozenset(e.bdf for e in self.endpoints)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bdfs", frozenset(e.bdf for e in self.endpoints))
 
     def describe(self) -> str:
         return f"{VISIBLE_DEVICES_ENV}={self.spec!r}"
