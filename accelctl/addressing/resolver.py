@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from accelctl.addressing.addresses import AddressMap, EndpointAddress, compute_addresses
+from accelctl.addressing.addresses import AddressMap, AddressOrder, EndpointAddress, compute_addresses
 from accelctl.addressing.names import DeviceName, NameForm, parse_device_name
 from accelctl.errors import AmbiguousAddressError, DeviceNotFoundError
 
@@ -84,7 +84,10 @@ class Resolver:
         if visible is ...:
             from accelctl.addressing.visible import visible_set_from_env
 
-            visible = visible_set_from_env(topo, self.addresses, env=env)
+            # the variable is always read in position order (docs/addressing.md), whatever map
+            # this resolver names devices with
+            position_map = self.addresses if self.addresses.order is AddressOrder.POSITION else compute_addresses(topo)
+            visible = visible_set_from_env(topo, position_map, env=env)
         self.visible: VisibleSet | None = visible  # type: ignore[assignment]
 
     # --- public ------------------------------------------------------------------------------

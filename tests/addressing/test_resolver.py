@@ -167,3 +167,12 @@ def test_resolver_reads_os_environ(topo, monkeypatch):
         resolve(topo, "card0.ep0")
     assert resolve(topo, "card4.ep0").bdfs == ["0000:81:00.0"]
     assert resolve(topo, "card0.ep0", visible=None).bdfs == ["0000:03:00.0"]
+
+
+def test_resolver_in_serial_order_reads_visible_in_position_order(topo):
+    # serial order puts 0000:81:00.0 (serial 0x500) first: card0 there is position's card4
+    amap = compute_addresses(topo, "serial")
+    r = Resolver(topo, addresses=amap, env={"ACCELCTL_VISIBLE_DEVICES": "card4"})
+    assert r.resolve("card0").bdfs == ["0000:81:00.0"]
+    with pytest.raises(DeviceNotFoundError, match="not visible"):
+        r.resolve("card1")  # serial order's card1 is 0000:01:00.0's card (position card0)
