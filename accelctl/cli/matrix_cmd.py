@@ -44,10 +44,13 @@ def matrix_table(result: TopologyMatrix) -> Table:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("")
+    table.add_column("", no_wrap=True)
     labels = [name or bdf for bdf, name in zip(result.endpoints, result.names)]
     for label in labels:
-        table.add_column(label, justify="center", no_wrap=True)
+        # Columns carry a short form (card3.ep1 -> c3.1) so 16 endpoints fit a terminal; the
+        # full name and BDF head each row.
+        short = label.replace("card", "c").replace(".ep", ".") if label.startswith("card") else label
+        table.add_column(short, justify="center", no_wrap=True)
     for label, bdf, row, prow in zip(labels, result.endpoints, result.matrix, result.p2p):
         cells = [f"[{_STYLE[c]}]{c}{'' if ok else '*'}[/]" for c, ok in zip(row, prow)]
         table.add_row(f"{label} {bdf}" if label != bdf else bdf, *cells)
