@@ -43,15 +43,15 @@ def matrix_command(ctx: typer.Context, json: JsonOpt = False) -> None:
 def matrix_table(result: TopologyMatrix) -> Table:
     from rich.table import Table
 
-    table = Table(box=None, header_style="bold", pad_edge=False)
+    table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
     table.add_column("", no_wrap=True)
     labels = [name or bdf for bdf, name in zip(result.endpoints, result.names)]
     for label in labels:
         # Columns carry a short form (card3.ep1 -> c3.1) so 16 endpoints fit a terminal; the
         # full name and BDF head each row.
         short = label.replace("card", "c").replace(".ep", ".") if label.startswith("card") else label
-        table.add_column(short, justify="center", no_wrap=True)
+        table.add_column(short, justify="center", no_wrap=True, min_width=5)
     for label, bdf, row, prow in zip(labels, result.endpoints, result.matrix, result.p2p):
         cells = [f"[{_STYLE[c]}]{c}{'' if ok else '*'}[/]" for c, ok in zip(row, prow)]
-        table.add_row(f"{label} {bdf}" if label != bdf else bdf, *cells)
+        table.add_row(f"{label} ({bdf})" if label != bdf else bdf, *cells)
     return table
