@@ -63,8 +63,23 @@ def measure_latency(session: Session, iterations: int) -> dict[str, float]:
             "samples": iterations}
 
 
-def measure_throughput(session: Session, seconds: float, batch: int = 32, inflight_batches: int = 4) -> dict[str, Any]:
-    """Keep ``inflight_batches`` batches of ``batch`` in flight; each batch = one doorbell."""
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User+system CPU time of a process (the daemon), from /proc; None when unreadable."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def measure_throughput(session: Session, seconds: float, batch: int = 32, inflight_batches: int = 2,
+                       daemon_pid: int | None = None) -> dict[str, Any]:
+    """Keep ``inflight_batches`` batches of ``batch`` in flight; each batch = one doorbell.
+
+    Two batches in flight is the sweet spot on two cores: the device works on one while the host
+    reaps and refills the other; deeper queues only make both sides wait in longer steps."""
     q = session.create_qpair(depth=max(256, batch * inflight_batches * 2))
     cmd = _small_command()
     done = [0]
@@ -78,6 +93,7 @@ def measure_throughput(session: Session, seconds: float, batch: int = 32, inflig
         while q.outstanding:
             q.process_completions() or session.controller.waiter.sleep(0.01)
     done[0] = 0
+    cpu0, daemon0 = time.process_time(), _cpu_seconds(daemon_pid)
     clock = time.perf_counter_ns
     submit_ns = reap_ns = 0
     reap_calls = 0
@@ -104,8 +120,14 @@ def measure_throughput(session: Session, seconds: float, batch: int = 32, inflig
         if not q.process_completions():
             waiter.sleep(0.005)
     elapsed = (clock() - start) / 1e9
+    host_cpu = time.process_time() - cpu0
+    daemon1 = _cpu_seconds(daemon_pid)
     q.close()
+    n = max(1, done[0])
     return {
+        "host_cpu_us_per_cmd": round(host_cpu / n * 1e6, 3),
+        "device_cpu_us_per_cmd": None if daemon0 is None or daemon1 is None else round((daemon1 - daemon0) / n * 1e6, 3),
+        "elapsed_s": round(elapsed, 3),
         "cmds_per_s": round(done[0] / elapsed),
         "completed": done[0],
         "batch": batch,
@@ -180,14 +202,16 @@ def measure_memcpy(sizes: dict[str, int], repeats: int) -> dict[str, float]:
         dst.close()
 
 
-def _daemon_process(sysfs_root: Path) -> bool:
-    """Make sure a simulator daemon in another process serves the tree; True when started here."""
+def _daemon_process(sysfs_root: Path) -> tuple[bool, int | None]:
+    """Make sure a simulator daemon in another process serves the tree.
+    Returns (started here, its pid)."""
     from accelctl.sim import service
 
-    if service.status(sysfs_root).running:
-        return False
-    service.start_process(sysfs_root)
-    return True
+    st = service.status(sysfs_root)
+    if st.running:
+        return False, st.pid
+    st = service.start_process(sysfs_root)
+    return True, st.pid
 
 
 def run_bench(
@@ -207,9 +231,9 @@ def run_bench(
         root = Path(bundled_fixture_root(fixture))
     else:
         root = Path(sysfs_root)
-    started = _daemon_process(root)
+    started, pid = _daemon_process(root)
     try:
-        return _run(root, device, resolver, seconds, latency_iterations, dma_repeats)
+        return _run(root, device, resolver, seconds, latency_iterations, dma_repeats, pid)
     finally:
         if started:
             from accelctl.sim import service
@@ -218,7 +242,7 @@ def run_bench(
 
 
 def _run(root: Path, device: str | None, resolver: Resolver | None, seconds: float,
-         latency_iterations: int, dma_repeats: int) -> dict[str, Any]:
+         latency_iterations: int, dma_repeats: int, daemon_pid: int | None) -> dict[str, Any]:
     if device is None:
         from accelctl.sim.device.config import endpoints_from_sysfs_root
 
@@ -228,7 +252,7 @@ def _run(root: Path, device: str | None, resolver: Resolver | None, seconds: flo
         device = endpoints[0].bdf
     with open_endpoint(device, sysfs_root=root, resolver=resolver, wait="interrupt") as dev:
         interrupt_latency = measure_latency(dev, latency_iterations)
-        throughput = measure_throughput(dev, seconds)
+        throughput = measure_throughput(dev, seconds, daemon_pid=daemon_pid)
         ioctl = measure_ioctl_baseline(dev, seconds / 2)
         dma = measure_dma(dev, SIZES, dma_repeats)
         bdf = dev.bdf
@@ -259,6 +283,7 @@ def _run(root: Path, device: str | None, resolver: Resolver | None, seconds: flo
         "sysfs_root": str(root),
         "daemon": "separate process",
         "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "sync_latency_us": {"interrupt": interrupt_latency, "poll": poll_latency},
         "throughput_cmds_per_s": throughput["cmds_per_s"],
         "ioctl_baseline_cmds_per_s": ioctl["cmds_per_s"],
@@ -266,6 +291,8 @@ def _run(root: Path, device: str | None, resolver: Resolver | None, seconds: flo
         "dma_read_gbs": dma["read"],
         "memcpy_gbs": memcpy,
         "where_time_goes": {
+            "host_cpu_us_per_cmd": throughput["host_cpu_us_per_cmd"],
+            "device_cpu_us_per_cmd": throughput["device_cpu_us_per_cmd"],
             "host_submit_us_per_cmd": throughput["host_submit_us_per_cmd"],
             "host_reap_us_per_cmd": throughput["host_reap_us_per_cmd"],
             "ioctl_round_trip_us": ioctl["us_per_cmd"],
