@@ -27,6 +27,7 @@ from accelctl.errors import AccelError, InvalidAddressError
 
 if TYPE_CHECKING:
     from accelctl.topology import Topology
+    from accelctl.topology.listing import DeviceListing
 
 VISIBLE_DEVICES_ENV = "ACCELCTL_VISIBLE_DEVICES"
 
@@ -101,3 +102,19 @@ def restrict(addresses: AddressMap, visible: VisibleSet | None) -> AddressMap:
     endpoints = [e for e in addresses.endpoints if e.bdf in keep]
     cards = [c for c in addresses.cards if any(b in keep for b in c.endpoints)]
     return AddressMap(addresses.order, cards, endpoints)
+
+
+def visible_listing(
+    topo: Topology, *, include_all: bool = False, env: Mapping[str, str] | None = None
+) -> DeviceListing:
+    """What `accelctl list` shows: the devices, restricted to ACCELCTL_VISIBLE_DEVICES when set.
+
+    Raises:
+        InvalidAddressError / DeviceNotFoundError / AmbiguousAddressError: a bad entry in the
+            variable (never silently "all devices").
+    """
+    from accelctl.addressing.addresses import compute_addresses
+    from accelctl.topology.listing import list_devices
+
+    visible = visible_set_from_env(topo, compute_addresses(topo), env=env)
+    return list_devices(topo, include_all=include_all, visible=visible.bdfs if visible else None)

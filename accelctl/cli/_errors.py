@@ -39,6 +39,13 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
+def _addressing_errors() -> dict[type[BaseException], ExitCode]:
+    from accelctl.addressing.addresses import AddressOrderError
+
+    # An --order the machine cannot satisfy (cards without slots or serials) is a usage problem.
+    return {AddressOrderError: ExitCode.USAGE}
+
+
 ERROR_EXIT_CODES: dict[type[BaseException], ExitCode] = {
     E.InvalidAddressError: ExitCode.USAGE,
     E.AmbiguousAddressError: ExitCode.USAGE,
@@ -51,6 +58,7 @@ ERROR_EXIT_CODES: dict[type[BaseException], ExitCode] = {
     E.VerificationError: ExitCode.VERIFY_FAILED,
     E.ActionRefusedError: ExitCode.REFUSED,
     E.AccelError: ExitCode.FAILED,
+    **_addressing_errors(),
 }
 
 

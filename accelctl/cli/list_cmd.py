@@ -17,12 +17,15 @@ def list_command(
     ] = False,
     json: JsonOpt = False,
 ) -> None:
-    """List accelerator cards and endpoints (BDF, model, link, NUMA, driver, serial)."""
-    from accelctl.topology.listing import list_devices
+    """List accelerator cards and endpoints (BDF, model, link, NUMA, driver, serial).
+
+    Honours ACCELCTL_VISIBLE_DEVICES (docs/addressing.md): other endpoints are hidden, names
+    stay machine-wide."""
+    from accelctl.addressing.visible import visible_listing
 
     ctx.obj.json_errors = json
     topo = ctx.obj.topology()
-    listing = list_devices(topo, include_all=all_devices)
+    listing = visible_listing(topo, include_all=all_devices)
     if json:
         out.emit_json(listing.to_dict())
         return

@@ -42,14 +42,25 @@ class DeviceListing:
         }
 
 
-def list_devices(topo: Topology, *, include_all: bool = False) -> DeviceListing:
-    """Rows sorted by BDF: accelerator endpoints (and their VFs), or every PCI function."""
+def list_devices(
+    topo: Topology, *, include_all: bool = False, visible: frozenset[str] | None = None
+) -> DeviceListing:
+    """Rows sorted by BDF: accelerator endpoints (and their VFs), or every PCI function.
+
+    `visible` (BDFs of accelerator endpoints, from ACCELCTL_VISIBLE_DEVICES) hides the other
+    accelerator endpoints and the cards with none visible; names stay machine-wide.
+    """
     endpoint_of: dict[str, tuple[int, int]] = {}
     for card in topo.cards:
         for i, ep in enumerate(card.endpoints):
             endpoint_of[ep] = (card.index, i)
     rows: list[DeviceRow] = []
+    hidden: set[str] = set()
+    if visible is not None:
+        hidden = {ep for ep in endpoint_of if ep not in visible}
     for fn in sorted(topo.functions.values(), key=lambda f: f.bdf):
+        if fn.id in hidden or (fn.physfn is not None and fn.physfn in hidden):
+            continue
         if not include_all and not (fn.is_accelerator or fn.id in endpoint_of):
             continue
         if not include_all and fn.kind is NodeKind.VIRTUAL_FUNCTION:
@@ -59,4 +70,5 @@ def list_devices(topo: Topology, *, include_all: bool = False) -> DeviceListing:
             rows.append(DeviceRow(fn, ep, f"card{card}.ep{ep}"))
         else:
             rows.append(DeviceRow(fn, None, f"card{fn.card}" if fn.card is not None else None))
-    return DeviceListing(rows, list(topo.cards), list(topo.warnings), include_all)
+    cards = [c for c in topo.cards if not all(ep in hidden for ep in c.endpoints)]
+    return DeviceListing(rows, cards, list(topo.warnings), include_all)

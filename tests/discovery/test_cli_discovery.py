@@ -102,3 +102,14 @@ def test_accel_id_counts_extra_devices(tmp_path):
     doc = json.loads(run("--fixture", "two-socket", "--accel-id", "144d:a80a", "list", "--json").stdout)
     assert {d["id"] for d in doc["devices"]} >= {"0000:0f:00.0", "0000:8f:00.0"}
     assert len(doc["cards"]) == 6
+
+
+def test_list_honours_visible_devices(monkeypatch):
+    monkeypatch.setenv("ACCELCTL_VISIBLE_DEVICES", "card1.ep2,card3")
+    doc = json.loads(run("--fixture", "two-socket", "list", "--json").stdout)
+    assert [d["name"] for d in doc["devices"]] == [
+        "card1.ep2", "card3.ep0", "card3.ep1", "card3.ep2", "card3.ep3"]
+    assert [c["index"] for c in doc["cards"]] == [1, 3]
+    monkeypatch.setenv("ACCELCTL_VISIBLE_DEVICES", "card1.ep9")
+    res = run("--fixture", "two-socket", "list", "--json")
+    assert res.exit_code == 3 and res.stdout == ""
