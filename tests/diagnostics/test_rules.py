@@ -176,8 +176,18 @@ def test_bridge_window_not_containing_child_bar(tmp_path: Path) -> None:
     assert ("BAR_UNASSIGNED", "error", RP0) in codes(report)
 
 
+_BUS_REGISTER = {"secondary_bus_number": 0x19, "subordinate_bus_number": 0x1A}
+
+
 def _write_attr(root: Path, rel: str, value: int) -> None:
-    (root / rel).write_text(f"{value}\n")
+    """Change a bridge bus number the way hardware would: the kernel reads these attributes live
+    from config space, so the register and the attribute change together."""
+    path = root / rel
+    path.write_text(f"{value}\n")
+    config = path.parent / "config"
+    data = bytearray(config.read_bytes())
+    data[_BUS_REGISTER[path.name]] = value
+    config.write_bytes(bytes(data))
 
 
 def test_bus_range_conflict(tmp_path: Path) -> None:

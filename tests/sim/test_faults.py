@@ -195,6 +195,10 @@ def test_device_reset_no_return_removes(c, daemon):
         time.sleep(0.01)
     assert c.db[abi.STATUS_CSTS_INDEX] == abi.CSTS_GONE
     assert c.sock.recv(10) == b""
+    # The control loop marks the device removed, drops its connections, then unlinks the
+    # socket: wait (bounded) for the last step rather than racing it.
+    while daemon.endpoints[BDF_A].socket_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert not daemon.endpoints[BDF_A].socket_path.exists()
 
 
