@@ -39,13 +39,22 @@ Resolver = Callable[[str, Path], str]
 
 
 def resolve_bdf(name: str, sysfs_root: Path) -> str:
-    """Default resolver: BDF names only (long or short form), checked against the tree."""
+    """Default resolver: every device name accelctl accepts (BDF, cardN.epM, global id, serial).
+
+    A long-form BDF present in the tree is taken as is, without scanning the whole tree (the
+    common case for runtimes); anything else goes through accelctl.addressing's resolver, so
+    names mean here exactly what they mean in `accelctl list`.
+    """
     from accelctl.pci.bdf import Bdf
 
-    bdf = str(Bdf.parse(name))
-    if not (sysfs_root / "bus" / "pci" / "devices" / bdf).exists():
+    bdf = Bdf.find(name)
+    if bdf is not None and name.count(":") == 2:
+        if (sysfs_root / "bus" / "pci" / "devices" / str(bdf)).exists():
+            return str(bdf)
         raise DeviceNotFoundError(name, f"no PCI function {bdf} under {sysfs_root}")
-    return bdf
+    from accelctl.addressing.resolver import resolve_endpoint_bdf
+
+    return resolve_endpoint_bdf(name, sysfs_root)
 
 
 def endpoint_socket(sysfs_root: Path, bdf: str) -> str:
@@ -305,8 +314,8 @@ def open_endpoint(
     socket_path: str | None = None,
     **controller_options: Any,
 ) -> Session:
-    """Open the endpoint named ``device`` (BDF, cardN.epM, global id or serial, as far as
-    ``resolver`` understands; the default resolver takes BDFs) of the tree at ``sysfs_root``.
+    """Open the endpoint named ``device`` (BDF, cardN.epM, global id or serial; ``resolver``
+    replaces the default naming) of the tree at ``sysfs_root``.
 
     The simulator daemon serving the tree is found or started. ``socket_path`` bypasses name
     resolution (tests, a daemon somewhere else). ``wait`` is ``interrupt`` (sleep on eventfds),
