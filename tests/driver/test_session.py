@@ -156,8 +156,11 @@ def test_close_is_idempotent_and_context_manager_closes(endpoint: str) -> None:
 
 def test_open_by_bdf_uses_the_resolver(tmp_path, endpoint: str) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "bus" / "pci" / "devices" / "0000:41:00.0").mkdir(parents=True)
-    with pytest.raises(InvalidAddressError):
+    # Names other than a long BDF go through accelctl.addressing: this tree has no cards.
+    with pytest.raises(DeviceNotFoundError, match="0 cards"):
         open_endpoint("card0", sysfs_root=tmp_path)
+    with pytest.raises(InvalidAddressError):
+        open_endpoint("card-zero", sysfs_root=tmp_path)
     with pytest.raises(DeviceNotFoundError):
         open_endpoint("0000:42:00.0", sysfs_root=tmp_path)
     calls = []
