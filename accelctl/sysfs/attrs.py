@@ -7,7 +7,7 @@ text says "unknown". They never do I/O; accelctl.sysfs.scan reads the files.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _SPEED = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*GT/s")
 
@@ -65,9 +65,8 @@ IORESOURCE_DISABLED = 0x10000000
 BRIDGE_WINDOW_FIRST_LINE = 13
 
 
-@dataclass(frozen=True, slots=True)
-class Resource:
-    """One line of the sysfs `resource` table."""
+class Resource(NamedTuple):
+    """One line of the sysfs `resource` table (a tuple: thousands are made per scan)."""
 
     index: int
     start: int

@@ -98,8 +98,9 @@ def _u32(data: bytes, off: int) -> int | None:
 def decode_config(data: bytes) -> ConfigSpace:
     """Decode whatever part of config space `data` holds. Never raises on any input."""
     cfg = ConfigSpace(size=len(data))
-    if len(data) >= 4 and data[:4] == b"\xff\xff\xff\xff":
-        # A dead device answers every read with all ones (Xid 79, surprise removal).
+    if len(data) >= 4 and data == b"\xff" * len(data):
+        # A dead device answers every read with all ones (Xid 79, surprise removal). Only the
+        # whole space counts: an SR-IOV VF legitimately reads ffff as vendor and device id.
         cfg.all_ones = True
         cfg.notes.append("config space reads all ones (device not responding: fell off the bus?)")
         return cfg

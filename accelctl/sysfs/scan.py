@@ -243,7 +243,9 @@ def _read_function_at(dfd: int, fn: RawFunction, cross_check: bool) -> None:
     except Unreadable as err:
         fn.unreadable["config"] = str(err)
     cfg = fn.config
-    full = cfg is not None and len(cfg) >= 256 and cfg[:4] != b"\xff\xff\xff\xff"
+    # Config can stand in for the attributes only when it is complete and its ids are real: a
+    # dead device reads all ones, and an SR-IOV VF reads ffff ids (only sysfs knows them).
+    full = cfg is not None and len(cfg) >= 256 and cfg[:2] != b"\xff\xff"
     wanted: tuple[str, ...] = SYSFS_ONLY_ATTRS
     if cross_check or not full:
         wanted += CONFIG_BACKED_ATTRS

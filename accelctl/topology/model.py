@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from accelctl.pci.bdf import Bdf
 
@@ -74,9 +74,10 @@ class Link:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """A standard BAR (0-5) from the `resource` table; size 0 means unassigned or absent."""
+class Bar(NamedTuple):
+    """A standard BAR (0-5) from the `resource` table; size 0 means unassigned or absent.
+
+    A tuple rather than a dataclass: a large machine has tens of thousands of them."""
 
     index: int
     start: int

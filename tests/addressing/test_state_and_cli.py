@@ -149,7 +149,7 @@ def test_state_dir_from_environment(trees, tmp_path):
 
 def test_bad_order_for_machine_is_reported(trees, tmp_path):
     r = cli(trees["base"], "show", "--order", "slot", "--state-dir", str(tmp_path))
-    assert r.exit_code == 1
+    assert r.exit_code == 2  # usage: the machine cannot satisfy --order
     assert "cannot order by slot" in r.stderr
 
 
