@@ -126,3 +126,18 @@ def test_listing_order_does_not_change_the_result(tmp_path):
     da, db = ta.to_dict(), tb.to_dict()
     da.pop("sysfs_root"), db.pop("sysfs_root")
     assert da == db
+
+
+def test_vf_reading_ffff_ids_in_config_is_alive_and_named_by_sysfs(tmp_path):
+    """Real SR-IOV VFs answer ffff for vendor/device in config space; sysfs has the real ids."""
+    tree = MiniTree(tmp_path)
+    _basic(tree)
+    vf_cfg = bytearray(config_bytes(0x1E52, 0x401F, 0x120000, pcie_type=0))
+    vf_cfg[0:4] = b"\xff\xff\xff\xff"
+    vf = tree.add(f"{RP}/0000:01:00.1", 0x1E52, 0x401F, 0x120000, config=bytes(vf_cfg))
+    (vf / "physfn").symlink_to("../0000:01:00.0")
+    topo = build_topology(tmp_path)
+    fn = topo.functions["0000:01:00.1"]
+    assert fn.kind is NodeKind.VIRTUAL_FUNCTION and fn.accessible
+    assert (fn.vendor_id, fn.device_id) == (0x1E52, 0x401F)
+    assert fn.physfn == "0000:01:00.0" and topo.warnings == []
