@@ -123,6 +123,10 @@ class InvalidAddressError(AccelError, ValueError):
         )
 
 
+class InvalidRequestError(AccelError, ValueError):
+    """A well-formed request this machine cannot satisfy as asked (e.g. an --order it lacks facts for)."""
+
+
 class DeviceNotFoundError(AccelError, LookupError):
     """No device matches the given name."""
 

@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from accelctl.errors import AccelError
+from accelctl.errors import InvalidRequestError
 from accelctl.topology.model import hex_id
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class AddressOrder(str, enum.Enum):
         return self.value
 
 
-class AddressOrderError(AccelError, ValueError):
+class AddressOrderError(InvalidRequestError):
     """The requested order needs a fact (slot number, serial) some cards do not have."""
 
     def __init__(self, order: AddressOrder, missing: list[str]) -> None:

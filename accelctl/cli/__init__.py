@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def main() -> None:
-    from accelctl.cli.app import app
+    import sys
 
-    app(prog_name="accelctl")
+    from accelctl.cli.app import build_app
+
+    build_app(sys.argv[1:])(prog_name="accelctl")

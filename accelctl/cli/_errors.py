@@ -39,16 +39,10 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
-def _addressing_errors() -> dict[type[BaseException], ExitCode]:
-    from accelctl.addressing.addresses import AddressOrderError
-
-    # An --order the machine cannot satisfy (cards without slots or serials) is a usage problem.
-    return {AddressOrderError: ExitCode.USAGE}
-
-
 ERROR_EXIT_CODES: dict[type[BaseException], ExitCode] = {
     E.InvalidAddressError: ExitCode.USAGE,
     E.AmbiguousAddressError: ExitCode.USAGE,
+    E.InvalidRequestError: ExitCode.USAGE,
     E.DeviceNotFoundError: ExitCode.NOT_FOUND,
     E.DeviceVanishedError: ExitCode.NOT_FOUND,
     E.SysfsPermissionError: ExitCode.PERMISSION,
@@ -58,7 +52,6 @@ ERROR_EXIT_CODES: dict[type[BaseException], ExitCode] = {
     E.VerificationError: ExitCode.VERIFY_FAILED,
     E.ActionRefusedError: ExitCode.REFUSED,
     E.AccelError: ExitCode.FAILED,
-    **_addressing_errors(),
 }
 
 

@@ -11,7 +11,7 @@ from accelctl import __version__
 from accelctl.cli._context import AppContext
 from accelctl.cli._errors import AccelGroup
 
-app = typer.Typer(
+_app = typer.Typer(
     cls=AccelGroup,
     name="accelctl",
     help="Find, check, address, reset and talk to ML accelerator cards on PCIe.",
@@ -28,7 +28,7 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@_app.callback()
 def main_callback(
     ctx: typer.Context,
     sysfs_root: Annotated[
@@ -69,39 +69,80 @@ def main_callback(
     )
 
 
-def _register() -> None:
-    """One line per noun. Modules are imported here, not at the top, to keep `import accelctl` and
-    `accelctl --help` cheap; heavy work inside commands is imported lazily by each command."""
-    from accelctl.cli import (
-        addr_cmd,
-        admin,
-        bench,
-        diag_cmd,
-        fixture_cmd,
-        io,
-        list_cmd,
-        matrix_cmd,  # noqa: F401 - registers `topology matrix` on topology_cmd.app
-        metrics_cmd,
-        reset_cmd,
-        sim,
-        snapshot_cmd,
-        topology_cmd,
-        watch_cmd,
-    )
-
-    app.command("list")(list_cmd.list_command)
-    app.add_typer(topology_cmd.app, name="topology")
-    app.add_typer(addr_cmd.app, name="addr")
-    app.command("diag")(diag_cmd.diag_command)
-    app.command("metrics")(metrics_cmd.metrics_command)
-    app.command("snapshot")(snapshot_cmd.snapshot_command)
-    app.command("reset")(reset_cmd.reset_command)
-    app.command("watch")(watch_cmd.watch_command)
-    app.add_typer(admin.app, name="admin")
-    app.add_typer(io.app, name="io")
-    app.add_typer(bench.app, name="bench")
-    app.add_typer(sim.app, name="sim")
-    app.add_typer(fixture_cmd.app, name="fixture")
+#: Every command: name -> (module under accelctl.cli, attribute, "command" or "group").
+#: `topology matrix` registers itself on the topology group when matrix_cmd is imported.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "list": ("list_cmd", "list_command", "command"),
+    "topology": ("topology_cmd", "app", "group"),
+    "addr": ("addr_cmd", "app", "group"),
+    "diag": ("diag_cmd", "diag_command", "command"),
+    "metrics": ("metrics_cmd", "metrics_command", "command"),
+    "snapshot": ("snapshot_cmd", "snapshot_command", "command"),
+    "reset": ("reset_cmd", "reset_command", "command"),
+    "watch": ("watch_cmd", "watch_command", "command"),
+    "admin": ("admin", "app", "group"),
+    "io": ("io", "app", "group"),
+    "bench": ("bench", "app", "group"),
+    "sim": ("sim", "app", "group"),
+    "fixture": ("fixture_cmd", "app", "group"),
+}
+#: Global options that take a value (to find the command word in argv).
+_VALUE_OPTIONS: frozenset[str] = frozenset({"--sysfs-root", "--fixture", "--accel-id"})
 
 
-_register()
+def _register(only: str | None = None) -> None:
+    """Add the commands to the app: all of them, or just `only`.
+
+    typer inspects the signature of every registered command on each run (tens of ms for the
+    whole CLI), and scripts call accelctl in loops, so a run that names its command registers
+    only that one. Help, completion and unknown words get everything.
+    """
+    import importlib
+
+    for name, (module_name, attr, kind) in COMMANDS.items():
+        if (only is not None and name != only) or name in _registered:
+            continue
+        _registered.add(name)
+        module = importlib.import_module(f"accelctl.cli.{module_name}")
+        if name == "topology":
+            importlib.import_module("accelctl.cli.matrix_cmd")
+        target = getattr(module, attr)
+        if kind == "group":
+            _app.add_typer(target, name=name)
+        else:
+            _app.command(name)(target)
+
+
+def command_word(argv: list[str]) -> str | None:
+    """The command named on a command line (after the global options), if it is a known one."""
+    args = iter(argv)
+    for arg in args:
+        if arg in _VALUE_OPTIONS:
+            next(args, None)
+            continue
+        if arg.startswith("-"):
+            if arg in ("-h", "--help") or arg.startswith(("--show-completion", "--install-completion")):
+                return None
+            continue
+        return arg if arg in COMMANDS else None
+    return None
+
+
+def build_app(argv: list[str] | None = None) -> typer.Typer:
+    """The app with the commands `argv` needs (all when argv is None)."""
+    import os
+
+    if os.environ.get("_ACCELCTL_COMPLETE"):
+        argv = None  # shell completion walks the whole tree
+    _register(command_word(argv) if argv is not None else None)
+    return _app
+
+
+_registered: set[str] = set()
+
+
+def __getattr__(name: str) -> typer.Typer:
+    # `from accelctl.cli.app import app` (tests, CliRunner, embedding) gets the complete CLI.
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
