@@ -29,8 +29,11 @@ def open_root(
         return SysfsRoot(bundled_fixture_root(fixture))
     if sysfs_root is None:
         sysfs_root = os.environ.get(SYSFS_ROOT_ENV) or None
-    if sysfs_root is not None:
-        # imported only when a path was given: plain /sys reads stay as cheap as before
+    if sysfs_root is not None and (
+        os.path.isfile(sysfs_root) or os.path.isfile(os.path.join(sysfs_root, "snapshot.json"))
+    ):
+        # A snapshot (archive, or unpacked with its snapshot.json): only then is the replay
+        # code imported, so plain directory reads stay as cheap as /sys.
         from accelctl.snapshot.replay import (
             is_unpacked_snapshot,
             looks_like_archive,
