@@ -91,8 +91,19 @@ class Resource(NamedTuple):
     def is_64bit(self) -> bool:
         return bool(self.flags & IORESOURCE_MEM_64)
 
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "index": self.index,
+            "start": hex(self.start),
+            "size": self.size,
+            "prefetchable": self.prefetchable,
+            "is_64bit": self.is_64bit,
+        }
+
 
 _ZERO_LINE = "0x0000000000000000 0x0000000000000000 0x0000000000000000"
+#: One shared tuple per line index for unused entries (most of every table).
+_UNUSED = tuple(Resource(i, 0, 0, 0) for i in range(32))
 
 
 def parse_resource(text: str) -> list[Resource]:
@@ -102,9 +113,9 @@ def parse_resource(text: str) -> list[Resource]:
     """
     out: list[Resource] = []
     for index, line in enumerate(text.splitlines()):
-        if line.startswith(_ZERO_LINE):
+        if line.startswith(_ZERO_LINE) and index < len(_UNUSED):
             # Unused entry (most of every table): no need to split and parse three numbers.
-            out.append(Resource(index, 0, 0, 0))
+            out.append(_UNUSED[index])
             continue
         parts = line.split()
         if len(parts) != 3:

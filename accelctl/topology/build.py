@@ -18,7 +18,7 @@ from accelctl.sysfs import attrs as A
 from accelctl.sysfs.config import ConfigSpace, decode_config
 from accelctl.sysfs.root import SysfsRoot
 from accelctl.sysfs.scan import RawFunction, RawTree, ScanWarning, scan_tree
-from accelctl.topology.model import Acs, Bar, HostBridge, Link, NodeKind, PciFunction
+from accelctl.topology.model import Acs, HostBridge, Link, NodeKind, PciFunction
 
 #: Environment variable with extra accelerator ids: ``vvvv:dddd`` or ``vvvv:*``, comma-separated.
 ACCEL_IDS_ENV = "ACCELCTL_ACCEL_IDS"
@@ -345,9 +345,7 @@ def _resources(fn: PciFunction, a: dict[str, str]) -> None:
     if not text:
         return
     table = A.parse_resource(text)
-    fn.bars = tuple(
-        Bar(r.index, r.start, r.size, r.flags, r.prefetchable, r.is_64bit) for r in table if r.index < 6
-    )
+    fn.bars = tuple(r for r in table if r.index < 6)
     for r in table:
         if A.BRIDGE_WINDOW_FIRST_LINE <= r.index < A.BRIDGE_WINDOW_FIRST_LINE + 3:
             fn.windows[_BRIDGE_WINDOW_NAMES[r.index - A.BRIDGE_WINDOW_FIRST_LINE]] = (r.start, r.size)

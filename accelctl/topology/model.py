@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from accelctl.pci.bdf import Bdf
+from accelctl.sysfs.attrs import Resource
 
 
 class NodeKind(str, enum.Enum):
@@ -74,26 +75,10 @@ class Link:
         }
 
 
-class Bar(NamedTuple):
-    """A standard BAR (0-5) from the `resource` table; size 0 means unassigned or absent.
-
-    A tuple rather than a dataclass: a large machine has tens of thousands of them."""
-
-    index: int
-    start: int
-    size: int
-    flags: int
-    prefetchable: bool
-    is_64bit: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "start": hex(self.start),
-            "size": self.size,
-            "prefetchable": self.prefetchable,
-            "is_64bit": self.is_64bit,
-        }
+#: A BAR or bridge window exactly as a line of the sysfs `resource` table gives it (index,
+#: start, end, flags; `.size`, `.prefetchable`, `.is_64bit`; size 0 = unassigned or absent).
+#: The parser's tuple is used as is: a large machine has tens of thousands of them.
+Bar = Resource
 
 
 @dataclass(slots=True)
