@@ -95,8 +95,12 @@ def _u32(data: bytes, off: int) -> int | None:
     return _U32.unpack_from(data, off)[0] if off + 4 <= len(data) else None
 
 
-def decode_config(data: bytes) -> ConfigSpace:
-    """Decode whatever part of config space `data` holds. Never raises on any input."""
+def decode_config(data: bytes, *, header_only: bool = False) -> ConfigSpace:
+    """Decode whatever part of config space `data` holds. Never raises on any input.
+
+    `header_only` stops after the common header (ids, class, header type, bridge buses): for
+    SR-IOV VFs, whose link, serial, ACS and AER are the PF's, on machines with thousands of them.
+    """
     cfg = ConfigSpace(size=len(data))
     if len(data) >= 4 and data == b"\xff" * len(data):
         # A dead device answers every read with all ones (Xid 79, surprise removal). Only the
@@ -122,6 +126,8 @@ def decode_config(data: bytes) -> ConfigSpace:
     elif cfg.header_type == regs.HEADER_NORMAL:
         cfg.subsystem_vendor_id = _u16(data, regs.SUBSYSTEM_VENDOR_ID)
         cfg.subsystem_id = _u16(data, regs.SUBSYSTEM_ID)
+    if header_only:
+        return cfg
     if len(data) < regs.STANDARD_CONFIG_BYTES:
         if len(data) <= regs.UNPRIVILEGED_CONFIG_BYTES:
             cfg.notes.append(

@@ -19,12 +19,12 @@ from accelctl.sysfs.root import SysfsRoot, Unreadable, read_bytes
 SYSFS_ONLY_ATTRS = (
     "numa_node",
     "resource",
-    "aer_dev_correctable",
-    "aer_dev_nonfatal",
-    "aer_dev_fatal",
     "reset_method",
     "power_state",
 )
+#: AER statistics: the kernel creates them only for functions with the AER capability, so with
+#: complete config space they are read only then (thousands of VFs have none).
+AER_ATTRS = ("aer_dev_correctable", "aer_dev_nonfatal", "aer_dev_fatal")
 #: Root-port AER totals: only root ports and event collectors have them.
 ROOT_PORT_ATTRS = (
     "aer_rootport_total_err_cor",
@@ -54,12 +54,13 @@ CONFIG_BACKED_ATTRS = (
 )
 #: Bridges keep their subsystem ids in an optional capability; sysfs has them either way.
 BRIDGE_ATTRS = ("subsystem_vendor", "subsystem_device")
-TEXT_ATTRS = SYSFS_ONLY_ATTRS + ROOT_PORT_ATTRS + CONFIG_BACKED_ATTRS
+TEXT_ATTRS = SYSFS_ONLY_ATTRS + AER_ATTRS + ROOT_PORT_ATTRS + CONFIG_BACKED_ATTRS
 #: Links whose target's basename is the fact (driver name, group number, PF address).
 LINK_ATTRS = ("driver", "iommu_group", "physfn")
 
 _ROOT_PORT_TYPES = (0x4, 0xA)  # PCIe root port, RC event collector
 _PCIE_CAP_ID = 0x10
+_AER_EXT_CAP_ID = 0x0001
 
 
 @dataclass(slots=True)
@@ -248,7 +249,9 @@ def _read_function_at(dfd: int, fn: RawFunction, cross_check: bool) -> None:
     full = cfg is not None and len(cfg) >= 256 and cfg[:2] != b"\xff\xff"
     wanted: tuple[str, ...] = SYSFS_ONLY_ATTRS
     if cross_check or not full:
-        wanted += CONFIG_BACKED_ATTRS
+        wanted += CONFIG_BACKED_ATTRS + AER_ATTRS
+    elif _has_ext_cap(cfg, _AER_EXT_CAP_ID):
+        wanted += AER_ATTRS
     elif cfg is not None and cfg[0x0E] & 0x7F == 1:
         wanted += BRIDGE_ATTRS
     if not full or _pcie_port_type(cfg) in _ROOT_PORT_TYPES:
@@ -266,6 +269,23 @@ def _read_function_at(dfd: int, fn: RawFunction, cross_check: bool) -> None:
         target = SysfsRoot.link_name(link, dir_fd=dfd)
         if target is not None:
             fn.links[link] = target
+
+
+def _has_ext_cap(cfg: bytes | None, cap_id: int) -> bool:
+    """Whether the extended capability list (bounded walk) holds `cap_id`."""
+    if cfg is None or len(cfg) < 0x104:
+        return False
+    ptr = 0x100
+    for _ in range(64):
+        header = int.from_bytes(cfg[ptr : ptr + 4], "little")
+        if header in (0, 0xFFFFFFFF):
+            return False
+        if header & 0xFFFF == cap_id:
+            return True
+        ptr = (header >> 20) & 0xFFC
+        if ptr < 0x100 or ptr + 4 > len(cfg):
+            return False
+    return False
 
 
 def _pcie_port_type(cfg: bytes | None) -> int | None:

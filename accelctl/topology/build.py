@@ -140,7 +140,8 @@ def _build_nodes(raw: RawTree, warnings: list[ScanWarning]) -> _Nodes:
     configs: dict[str, ConfigSpace | None] = {}
     # Parents before children, so structural kind inference can look at the parent's kind.
     for r in sorted(raw.functions.values(), key=lambda r: (_depth(r), r.name)):
-        cfg = decode_config(r.config) if r.config is not None else None
+        is_vf = "physfn" in r.links
+        cfg = decode_config(r.config, header_only=is_vf) if r.config is not None else None
         configs[r.name] = cfg
         fn = _make_function(r, cfg, raw, out, warnings)
         out.functions[fn.id] = fn
