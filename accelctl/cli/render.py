@@ -49,7 +49,8 @@ def device_table(topo: Topology, listing: DeviceListing) -> Table:
     if listing.include_all:
         columns.insert(2, "KIND")
     for col in columns:
-        table.add_column(col, no_wrap=True)
+        # Identifiers never wrap (a folded BDF or serial is misread); prose columns may.
+        table.add_column(col, no_wrap=col not in ("MODEL", "LINK"), min_width=len(col))
     for row in listing.rows:
         fn = row.function
         model = fn.model if fn.accessible else f"[red]{fn.model} (not responding)[/]"
