@@ -37,6 +37,8 @@ class ExitCode(enum.IntEnum):
     #: a bug in accelctl: an unexpected exception
     INTERNAL = 70
     INTERRUPTED = 130
+    #: stdout was closed early (`accelctl list | head`): quiet, as shell tools are on SIGPIPE
+    BROKEN_PIPE = 141
 
 
 ERROR_EXIT_CODES: dict[type[BaseException], ExitCode] = {
@@ -89,6 +91,13 @@ class AccelGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:
+            import os
+
+            # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(ExitCode.BROKEN_PIPE) from None
         except KeyboardInterrupt:
             sys.stderr.write("accelctl: interrupted\n")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
