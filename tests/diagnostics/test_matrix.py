@@ -114,7 +114,7 @@ def test_acs_blocks_only_where_the_paths_meet(tmp_path: Path) -> None:
 
 def test_two_socket_bundled_fixture() -> None:
     # fixtures/two-socket.toml: per socket one external switch with 2 cards x 4 endpoints (on-card
-    # switches, ACS default RR/CR on their ports), ACS off on the external switch ports.
+    # switches), ACS off on the external and the on-card switch ports (the OEM BIOS setting).
     m = topology_matrix(build_topology(bundled_fixture_root("two-socket")))
     cards = [["0000:05:00.0", "0000:06:00.0", "0000:07:00.0", "0000:08:00.0"],
              ["0000:0b:00.0", "0000:0c:00.0", "0000:0d:00.0", "0000:0e:00.0"],
@@ -128,8 +128,8 @@ def test_two_socket_bundled_fixture() -> None:
             ci, cj = i // 4, j // 4
             want = ("X" if i == j else "CARD" if ci == cj else "PIX" if socket[ci] == socket[cj] else "SYS")
             assert m.matrix[i][j] == want, (m.endpoints[i], m.endpoints[j])
-            # On-card switch ports keep the machine default ACS (RR/CR): same-card P2P redirected.
-            assert m.p2p[i][j] == (want in ("X", "PIX")), (m.endpoints[i], m.endpoints[j])
+            # ACS off below the root ports: P2P everywhere under one socket, never across.
+            assert m.p2p[i][j] == (want in ("X", "CARD", "PIX")), (m.endpoints[i], m.endpoints[j])
 
 
 def test_matrix_json_shape(tmp_path: Path) -> None:
