@@ -182,24 +182,9 @@ def save_map(
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from accelctl._files import write_text_atomically
+
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            data = text.encode("utf-8")
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)  # the rename itself must survive a crash
-        finally:
-            os.close(dfd)
+        write_text_atomically(path, text)
     except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise StateFileError(f"cannot write the address map: {err.strerror}", path=path) from err

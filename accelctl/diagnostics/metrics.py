@@ -5,9 +5,7 @@ and diagnostic findings. Label names and metric names are a contract (docs/findi
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from accelctl.diagnostics.findings import CODES, Severity
@@ -101,20 +99,7 @@ def render_metrics(topo: Topology, report: Report) -> str:
 
 
 def write_atomically(path: str | os.PathLike[str], text: str) -> None:
-    """Write `text` so a reader (node_exporter) never sees a half-written file: a temporary file
-    in the same directory, fsync, then rename over the target."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write the exposition so node_exporter never reads a half-written file."""
+    from accelctl._files import write_text_atomically
+
+    write_text_atomically(path, text)

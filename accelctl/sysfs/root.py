@@ -98,28 +98,6 @@ class SysfsRoot:
         """The `/sys/bus/pci` equivalent: what lspci's sysfs.path wants."""
         return self.join("bus", "pci")
 
-    def resolve_link(self, link_path: str) -> str | None:
-        """Where a symlink in the tree points, kept inside this root; None when it is broken.
-
-        Relative links are joined and normalised without touching the filesystem per component
-        (sysfs directories below devices/ are never themselves links). Absolute links such as
-        ``/sys/devices/...`` in a copied tree are re-rooted under this root.
-        """
-        try:
-            target = os.readlink(link_path)
-        except OSError:
-            return None
-        if os.path.isabs(target):
-            if target.startswith(self._str + os.sep):
-                resolved = target
-            elif target.startswith("/sys/"):
-                resolved = self._str + target[4:]
-            else:
-                return None
-        else:
-            resolved = os.path.normpath(os.path.join(os.path.dirname(link_path), target))
-        return resolved if os.path.exists(resolved) else None
-
     def link_target(self, link_path: str) -> str | None:
         """Like resolve_link, without checking that the target exists (one syscall, not three)."""
         try:
@@ -133,6 +111,16 @@ class SysfsRoot:
                 return self._str + target[4:]
             return None
         return os.path.normpath(os.path.join(os.path.dirname(link_path), target))
+
+    def resolve_link(self, link_path: str) -> str | None:
+        """Where a symlink in the tree points, kept inside this root; None when it is broken.
+
+        Relative links are joined and normalised without touching the filesystem per component
+        (sysfs directories below devices/ are never themselves links). Absolute links such as
+        ``/sys/devices/...`` in a copied tree are re-rooted under this root.
+        """
+        target = self.link_target(link_path)
+        return target if target is not None and os.path.exists(target) else None
 
     @staticmethod
     def link_name(link_path: str, *, dir_fd: int | None = None) -> str | None:
