@@ -33,8 +33,9 @@ def list_command(
 
     out.print_warnings(listing.warnings)
     if not listing.rows:
-        what = "PCI functions" if all_devices else "accelerators (try --all, or --accel-id VVVV:DDDD)"
-        out.err_console().print(f"no {what} found under {ctx.obj.root().path}")
+        hint = "" if all_devices else " (see every function with --all; count more as accelerators with --accel-id VVVV:DDDD)"
+        what = "PCI functions" if all_devices else "accelerators"
+        out.err_console().print(f"no {what} found under {ctx.obj.root().path}{hint}")
         return
     out.console().print(device_table(topo, listing))
     out.console().print(
