@@ -9,7 +9,6 @@ ManifestError naming the file, the line and the key.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,23 +116,16 @@ def load_manifest(path: str | Path) -> Manifest:
     Raises:
         ManifestError: unreadable, not TOML, unknown key, wrong type or impossible value.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"cannot read manifest: {exc}", path=p) from exc
-    return parse_manifest(text, path=str(p))
+    from accelctl._toml import read_input_text
+
+    return parse_manifest(read_input_text(path, ManifestError, "manifest"), path=str(path))
 
 
 def parse_manifest(text: str, *, path: str = "<manifest>") -> Manifest:
     """Validate manifest text (`path` only names the source in errors)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        # Python 3.11's TOMLDecodeError has no lineno: take it from "(at line N, column M)".
-        found = re.search(r"at line (\d+)", str(exc))
-        raise ManifestError(f"not valid TOML: {exc}", path=path,
-                            line=int(found.group(1)) if found else None) from exc
+    from accelctl._toml import parse_toml
+
+    data = parse_toml(text, path=path, error=ManifestError)
     lines = _KeyLines(text)
     top_known = {"expect", "model", "card", "description", "schema_version"}
     for key in data:
