@@ -11,6 +11,7 @@ import struct
 from accelctl.pci import regs
 from accelctl.pci.bdf import SYSFS_NAME
 from accelctl.sysfs import SysfsRoot
+from accelctl.sysfs.config import find_capability, find_ext_capability
 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -22,35 +23,6 @@ def _function_dir(root: SysfsRoot, bdf: str) -> str | None:
         if os.path.isdir(root.join("bus", "pci", "devices", bdf))
         else None
     )
-
-
-def _find_cap(cfg: bytes, cap_id: int) -> int | None:
-    if len(cfg) < 0x40:
-        return None
-    ptr = cfg[regs.CAPABILITY_LIST] & 0xFC
-    for _ in range(48):
-        if ptr < 0x40 or ptr + 2 > len(cfg):
-            return None
-        if cfg[ptr] == cap_id:
-            return ptr
-        ptr = cfg[ptr + 1] & 0xFC
-    return None
-
-
-def _find_ext_cap(cfg: bytes, cap_id: int) -> int | None:
-    ptr = regs.EXT_CAP_START
-    for _ in range(480):
-        if ptr < regs.EXT_CAP_START or ptr + 4 > len(cfg):
-            return None
-        header = _U32.unpack_from(cfg, ptr)[0]
-        if header in (0, 0xFFFFFFFF):
-            return None
-        if header & 0xFFFF == cap_id:
-            return ptr
-        ptr = (header >> 20) & 0xFFC
-        if ptr == 0:
-            return None
-    return None
 
 
 def _rewrite(path: str, text: str) -> None:
@@ -92,7 +64,7 @@ def set_link(root: SysfsRoot, bdf: str, *, width: int | None = None, speed_gts: 
         if os.path.exists(cfg_path):
             with open(cfg_path, "rb") as f:
                 cfg = bytearray(f.read())
-            cap = _find_cap(bytes(cfg), regs.CAP_ID_EXP)
+            cap = find_capability(bytes(cfg), regs.CAP_ID_EXP)
             if cap is not None and cap + regs.EXP_LNKSTA + 2 <= len(cfg):
                 off = cap + regs.EXP_LNKSTA
                 lnksta = _U16.unpack_from(cfg, off)[0]
@@ -119,7 +91,7 @@ def set_serial(root: SysfsRoot, bdf: str, serial: str) -> bool:
     if os.path.exists(cfg_path):
         with open(cfg_path, "rb") as f:
             cfg = bytearray(f.read())
-        cap = _find_ext_cap(bytes(cfg), regs.EXT_CAP_ID_DSN)
+        cap = find_ext_capability(bytes(cfg), regs.EXT_CAP_ID_DSN)
         if cap is not None:
             _U32.pack_into(cfg, cap + regs.DSN_LOW, value & 0xFFFFFFFF)
             _U32.pack_into(cfg, cap + regs.DSN_HIGH, value >> 32)

@@ -95,6 +95,38 @@ def _u32(data: bytes, off: int) -> int | None:
     return _U32.unpack_from(data, off)[0] if off + 4 <= len(data) else None
 
 
+def find_capability(data: bytes, cap_id: int) -> int | None:
+    """Offset of standard capability `cap_id`, or None (absent, unreadable, or a broken list).
+
+    A bounded walk for callers that need one capability, not a full decode (the scan, writers).
+    """
+    if len(data) < 0x40 or not data[regs.STATUS] & regs.STATUS_CAP_LIST:
+        return None
+    ptr = data[regs.CAPABILITY_LIST] & 0xFC
+    for _ in range(_MAX_STD_CAPS):
+        if ptr < 0x40 or ptr + 2 > len(data):
+            return None
+        if data[ptr] == cap_id:
+            return ptr
+        ptr = data[ptr + 1] & 0xFC
+    return None
+
+
+def find_ext_capability(data: bytes, cap_id: int) -> int | None:
+    """Offset of extended capability `cap_id`, or None. Bounded like find_capability."""
+    ptr = regs.EXT_CAP_START
+    for _ in range(_MAX_EXT_CAPS):
+        if ptr < regs.EXT_CAP_START or ptr + 4 > len(data):
+            return None
+        header = _U32.unpack_from(data, ptr)[0]
+        if header in (0, 0xFFFFFFFF):
+            return None
+        if header & 0xFFFF == cap_id:
+            return ptr
+        ptr = (header >> 20) & 0xFFC
+    return None
+
+
 def decode_config(data: bytes, *, header_only: bool = False) -> ConfigSpace:
     """Decode whatever part of config space `data` holds. Never raises on any input.
 

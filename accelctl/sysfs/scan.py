@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from accelctl.errors import SysfsRootError
 from accelctl.pci.bdf import HOST_BRIDGE_NAME, SYSFS_NAME
 from accelctl.sysfs.attrs import parse_slot_address
+from accelctl.sysfs.config import find_capability, find_ext_capability
 from accelctl.sysfs.root import SysfsRoot, Unreadable, read_bytes
 
 #: Attributes only sysfs has: read for every function (a missing file is simply absent).
@@ -250,7 +251,7 @@ def _read_function_at(dfd: int, fn: RawFunction, cross_check: bool) -> None:
     wanted: tuple[str, ...] = SYSFS_ONLY_ATTRS
     if cross_check or not full:
         wanted += CONFIG_BACKED_ATTRS + AER_ATTRS
-    elif _has_ext_cap(cfg, _AER_EXT_CAP_ID):
+    elif find_ext_capability(cfg, _AER_EXT_CAP_ID) is not None:
         wanted += AER_ATTRS
     elif cfg is not None and cfg[0x0E] & 0x7F == 1:
         wanted += BRIDGE_ATTRS
@@ -271,35 +272,14 @@ def _read_function_at(dfd: int, fn: RawFunction, cross_check: bool) -> None:
             fn.links[link] = target
 
 
-def _has_ext_cap(cfg: bytes | None, cap_id: int) -> bool:
-    """Whether the extended capability list (bounded walk) holds `cap_id`."""
-    if cfg is None or len(cfg) < 0x104:
-        return False
-    ptr = 0x100
-    for _ in range(64):
-        header = int.from_bytes(cfg[ptr : ptr + 4], "little")
-        if header in (0, 0xFFFFFFFF):
-            return False
-        if header & 0xFFFF == cap_id:
-            return True
-        ptr = (header >> 20) & 0xFFC
-        if ptr < 0x100 or ptr + 4 > len(cfg):
-            return False
-    return False
-
-
 def _pcie_port_type(cfg: bytes | None) -> int | None:
-    """The PCIe port type from a quick walk of the standard capability list (bounded)."""
-    if cfg is None or len(cfg) < 0x40 or not cfg[0x06] & 0x10:
+    """The PCIe port type, from the Express capability's flags (None when not readable)."""
+    if cfg is None:
         return None
-    ptr = cfg[0x34] & 0xFC
-    for _ in range(48):
-        if ptr < 0x40 or ptr + 4 > len(cfg):
-            return None
-        if cfg[ptr] == _PCIE_CAP_ID:
-            return (cfg[ptr + 2] >> 4) & 0xF
-        ptr = cfg[ptr + 1] & 0xFC
-    return None
+    ptr = find_capability(cfg, _PCIE_CAP_ID)
+    if ptr is None or ptr + 3 > len(cfg):
+        return None
+    return (cfg[ptr + 2] >> 4) & 0xF
 
 
 def _read_slots(root: SysfsRoot, warnings: list[ScanWarning]) -> dict[tuple[int, int, int], str]:

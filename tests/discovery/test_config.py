@@ -99,3 +99,17 @@ def test_garbage_with_cap_list_never_raises(data, ptr):
     b[0x34] = ptr
     cfg = decode_config(bytes(b))
     assert len(cfg.cap_ids) <= 48
+
+
+def test_find_capability_and_ext_capability():
+    from accelctl.sysfs.config import find_capability, find_ext_capability
+
+    data = _endpoint()
+    assert find_capability(data, 0x01) == 0x40 and find_capability(data, 0x10) == 0x50
+    assert find_capability(data, 0x11) is None
+    assert find_ext_capability(data, 0x0003) == 0x100 and find_ext_capability(data, 0x000D) == 0x140
+    assert find_ext_capability(data, 0x0001) is None
+    assert find_capability(data[:64], 0x10) is None  # privilege-limited read
+    # looping lists end (bounded), they do not hang
+    assert find_capability(_endpoint(loop=True), 0x11) is None
+    assert find_ext_capability(_endpoint(ext_loop=True), 0x0001) is None
