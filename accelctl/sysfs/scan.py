@@ -55,7 +55,6 @@ CONFIG_BACKED_ATTRS = (
 )
 #: Bridges keep their subsystem ids in an optional capability; sysfs has them either way.
 BRIDGE_ATTRS = ("subsystem_vendor", "subsystem_device")
-TEXT_ATTRS = SYSFS_ONLY_ATTRS + AER_ATTRS + ROOT_PORT_ATTRS + CONFIG_BACKED_ATTRS
 #: Links whose target's basename is the fact (driver name, group number, PF address).
 LINK_ATTRS = ("driver", "iommu_group", "physfn")
 

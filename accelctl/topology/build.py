@@ -211,11 +211,6 @@ def _make_function(
         fn.reset_methods = tuple(a["reset_method"].split())
     fn.power_state = a.get("power_state")
     fn.slot = raw.slots.get((bdf.domain, bdf.bus, bdf.device))
-    if fn.parent is not None and fn.parent.startswith("pci") and fn.parent not in out.host_bridges:
-        m = fn.parent[3:].split(":")
-        out.host_bridges[fn.parent] = HostBridge(
-            fn.parent, int(m[0], 16), int(m[1], 16), os.path.dirname(r.path)
-        )
     return fn
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from accelctl.errors import SysfsRootError
@@ -115,16 +117,29 @@ def test_empty_or_foreign_roots_are_clear_errors(tmp_path):
 
 
 def test_listing_order_does_not_change_the_result(tmp_path):
-    a, b = MiniTree(tmp_path / "a"), MiniTree(tmp_path / "b")
+    # tmpfs lists entries in (reverse) creation order; ext4 lists by hash whatever the order, so
+    # only on tmpfs do the two trees below really present their directories differently.
+    import os
+    import tempfile
+
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("needs tmpfs at /dev/shm to vary directory listing order")
+    base = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="accelctl-order-"))
+    a, b = MiniTree(base / "a"), MiniTree(base / "b")
     devs = [(f"{RP}/0000:01:00.0/0000:02:0{d}.0", d) for d in range(4)]
     for tree, order in ((a, devs), (b, list(reversed(devs)))):
         tree.add(RP, 0x8086, 0x1234, 0x060400, bridge=(0, 1, 6), pcie_type=4)
         tree.add(f"{RP}/0000:01:00.0", 0x1000, 0xC010, 0x060400, bridge=(1, 2, 6), pcie_type=5)
         for rel, d in order:
             tree.add(rel, 0x1E52, 0x401E, 0x120000, pcie_type=0)
+    order = lambda t: os.listdir(t.root / "devices/pci0000:00/0000:00:01.0/0000:01:00.0")  # noqa: E731
+    assert order(a) != order(b), "precondition: the two trees list their devices differently"
     ta, tb = build_topology(a.root), build_topology(b.root)
     da, db = ta.to_dict(), tb.to_dict()
     da.pop("sysfs_root"), db.pop("sysfs_root")
+    import shutil
+
+    shutil.rmtree(base)
     assert da == db
 
 
