@@ -615,17 +615,10 @@ class Controller:
             except DeviceRemovedError:
                 self.mark_removed()
                 return
-            except BackendError as exc:
+            except (BackendError, CommandError, CommandTimeoutError) as exc:
                 if getattr(exc, "errno", None) == errno.ENODEV:  # the device did not come back
                     self.mark_removed()
                     return
-                self.counters.reset_failures += 1
-                if attempts >= self.max_resets or self.state in _TERMINAL:
-                    self.mark_failed(str(exc))
-                    return
-                time.sleep(min(0.01 * attempts, 0.05))
-                continue
-            except (CommandError, CommandTimeoutError) as exc:
                 self.counters.reset_failures += 1
                 if attempts >= self.max_resets or self.state in _TERMINAL:
                     self.mark_failed(str(exc))
