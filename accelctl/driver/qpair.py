@@ -202,32 +202,45 @@ class QueuePair:
         """Reap new CQEs and run their callbacks here. Returns how many commands completed.
 
         Not re-entrant: a callback calling it again on the same qpair gets 0 (the outer call
-        goes on reaping), as in SPDK's ``in_completion_context``."""
+        goes on reaping), as in SPDK's ``in_completion_context``.
+
+        ``TrackerTable.finish`` is inlined for CQEs (this runs once per command): a CQE whose
+        tag holds an in-flight request with the same CID is, by the table's invariant, the
+        first and only way that request ends; anything else is counted as stale."""
         if self._in_completion:
             return 0
         if self.drain_irq:
             self.irq.drain()  # before the scan: a CQE posted meanwhile re-arms it (pitfall 9)
         cq = self.cq
         status_words = cq._status
+        head = cq.head
+        phase = cq.phase
+        if (status_words[head * 8 + 7] & 1) != phase:  # nothing new: the common poll answer
+            if self.timeline:
+                self._trim_timeline()
+            return 0
         mem = cq.mem
         depth = cq.depth
         trackers = self.trackers
         slots = trackers.slots
+        free_append = trackers.free.append
+        counters = trackers.counters
         capacity = trackers.capacity
-        finish = trackers.finish
+        unpack = CQE_BODY.unpack_from
         sq = self.sq
+        polled = source == "polled"
+        if source != "cqe" and not polled:
+            raise ValueError(f"completions reaped from the CQ have source 'cqe' or 'polled', not {source!r}")
         cap = self.reap_cap if max_completions <= 0 else min(max_completions, self.reap_cap)
         done = 0
         reaped = 0
-        head = cq.head
-        phase = cq.phase
         self._in_completion = True
         try:
             while True:
                 word = status_words[head * 8 + 7]  # abi.CQE_STATUS_HWORD: status word first
                 if (word & 1) != phase:
                     break
-                cdw0, cdw1, sqhd, sqid, cid = CQE_BODY.unpack_from(mem, head * 16)
+                cdw0, cdw1, sqhd, sqid, cid = unpack(mem, head * 16)
                 head += 1
                 if head == depth:
                     head = 0
@@ -240,11 +253,25 @@ class QueuePair:
                 # Range, occupancy and generation checked before anything is touched.
                 tag = cid & 0xFFF
                 req = slots[tag] if tag < capacity else None
-                if req is not None and req.cid == cid:
-                    finish(req, Completion(word & 0xFFFE, cdw0 | (cdw1 << 32), sqhd, sqid, cid, source))
+                if req is not None and req.cid == cid and req.state < 3:  # < RequestState.DONE
+                    # TrackerTable.finish, inlined: state, tag, buffers, counters, callback.
+                    req.completion = Completion(word & 0xFFFE, cdw0 | (cdw1 << 32), sqhd, sqid, cid, source)
+                    req.state = 3  # RequestState.DONE
+                    slots[tag] = None
+                    free_append(tag)
+                    req.tag = -1
+                    if req.buffers:
+                        for buf in req.buffers:
+                            buf.release()
+                    counters.completed += 1
+                    if polled:
+                        counters.completion_polled += 1
                     done += 1
+                    callback = req.callback
+                    if callback is not None:
+                        callback(req)
                 else:
-                    trackers.counters.stale_cqe += 1
+                    counters.stale_cqe += 1
                 if reaped >= cap:
                     self._doorbells[self._cq_db] = head
                     reaped = 0
@@ -254,9 +281,19 @@ class QueuePair:
             self._in_completion = False
             if reaped:
                 self._doorbells[self._cq_db] = cq.head
+        if self.timeline:
+            self._trim_timeline()
         if self.queued:
             self._resubmit_queued()
         return done
+
+    def _trim_timeline(self) -> None:
+        """Drop ended requests from the front of the timeout timeline. Commands mostly end in
+        order, so this keeps it as short as what is in flight; without it every request would
+        stay referenced until its deadline passed (seconds of garbage for the cyclic GC)."""
+        timeline = self.timeline
+        while timeline and timeline[0].state >= 3:
+            timeline.popleft()
 
     # -- timeouts and recovery (driven by the controller) ------------------------------------
 

@@ -7,6 +7,7 @@ all is an error, because nothing downstream can do anything useful with it.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ from accelctl.errors import SysfsRootError
 from accelctl.pci.bdf import HOST_BRIDGE_NAME, SYSFS_NAME
 from accelctl.sysfs.attrs import parse_slot_address
 from accelctl.sysfs.config import find_capability, find_ext_capability
-from accelctl.sysfs.root import SysfsRoot, Unreadable, read_bytes
+from accelctl.sysfs.root import MAX_ATTR_BYTES, SysfsRoot, Unreadable, read_bytes
 
 #: Attributes only sysfs has: read for every function (a missing file is simply absent).
 SYSFS_ONLY_ATTRS = (
@@ -55,10 +56,17 @@ CONFIG_BACKED_ATTRS = (
 )
 #: Bridges keep their subsystem ids in an optional capability; sysfs has them either way.
 BRIDGE_ATTRS = ("subsystem_vendor", "subsystem_device")
+#: What a VF's config cannot tell (its id registers read ffff): only sysfs has the real ids.
+VF_ID_ATTRS = ("vendor", "device")
+#: Everything, for functions whose config is missing, limited or dead, and for cross-checks.
+_ALL_ATTRS = SYSFS_ONLY_ATTRS + CONFIG_BACKED_ATTRS + AER_ATTRS + ROOT_PORT_ATTRS
 #: Links whose target's basename is the fact (driver name, group number, PF address).
 LINK_ATTRS = ("driver", "iommu_group", "physfn")
 
-_ROOT_PORT_TYPES = (0x4, 0xA)  # PCIe root port, RC event collector
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+_ROOT_PORT_TYPES = (0x4, 0xA)
+_ALL_ONES_U32 = b"\xff\xff\xff\xff"  # PCIe root port, RC event collector
 _PCIE_CAP_ID = 0x10
 _AER_EXT_CAP_ID = 0x0001
 
@@ -151,27 +159,35 @@ def _find_device_dirs(root: SysfsRoot, warnings: list[ScanWarning]) -> list[tupl
     names = root.listdir(devices)
     if not names:
         return _walk_devices(root)
-    for name in sorted(names):
-        entry = os.path.join(devices, name)
-        if not SYSFS_NAME.match(name):
-            warnings.append(
-                ScanWarning("STRAY_ENTRY", None, f"{entry} is not a PCI address; ignored")
-            )
-            continue
-        # readlink first: one syscall for the common case, no per-component realpath walk.
-        # Whether the target exists is learnt when its files are read (a broken link then
-        # becomes a warning there), not with an extra stat per device here.
-        target = root.link_target(entry)
-        if target is None:
-            if os.path.isdir(entry):
-                target = entry  # a flattened copy: no nesting, parents come from bus numbers
-            elif os.path.islink(entry):
-                warnings.append(ScanWarning("BROKEN_LINK", name, f"{entry} points outside the tree; skipped"))
+    # readlink relative to the open directory: the kernel walks the (long) root path once, not
+    # once per device. Whether a target exists is learnt when its files are read (a broken link
+    # then becomes a warning there), not with an extra stat per device here.
+    try:
+        dfd = os.open(devices, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        dfd = None  # vanished or unreadable since the listing: plain paths still work or warn
+    try:
+        for name in sorted(names):
+            if not SYSFS_NAME.match(name):
+                warnings.append(
+                    ScanWarning("STRAY_ENTRY", None, f"{os.path.join(devices, name)} is not a PCI address; ignored")
+                )
                 continue
-            else:
-                warnings.append(ScanWarning("STRAY_ENTRY", name, f"{entry} is not a directory"))
-                continue
-        out.append((name, target))
+            target = root.link_target(os.path.join(devices, name), dir_fd=dfd)
+            if target is None:
+                entry = os.path.join(devices, name)
+                if os.path.isdir(entry):
+                    target = entry  # a flattened copy: no nesting, parents come from bus numbers
+                elif os.path.islink(entry):
+                    warnings.append(ScanWarning("BROKEN_LINK", name, f"{entry} points outside the tree; skipped"))
+                    continue
+                else:
+                    warnings.append(ScanWarning("STRAY_ENTRY", name, f"{entry} is not a directory"))
+                    continue
+            out.append((name, target))
+    finally:
+        if dfd is not None:
+            os.close(dfd)
     return out
 
 
@@ -220,9 +236,9 @@ def _note_host_bridge(path: str, host_bridges: dict[str, RawHostBridge]) -> None
 def _read_function(
     root: SysfsRoot, name: str, path: str, warnings: list[ScanWarning], cross_check: bool
 ) -> RawFunction | None:
-    fn = RawFunction(name=name, path=path, parent=_parent_id(path))
+    fn = RawFunction(name, path, _parent_id(path), {}, {}, None, {})
     try:
-        dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dfd = os.open(path, _DIR_FLAGS)
     except (FileNotFoundError, NotADirectoryError):
         warnings.append(
             ScanWarning("BROKEN_LINK", name, f"{path} does not exist (device removed while reading?); skipped")
@@ -238,37 +254,69 @@ def _read_function(
     return fn
 
 
-def _read_function_at(dfd: int, fn: RawFunction, cross_check: bool) -> None:
-    try:
-        fn.config = read_bytes("config", dir_fd=dfd)
-    except Unreadable as err:
-        fn.unreadable["config"] = str(err)
-    cfg = fn.config
-    # Config can stand in for the attributes only when it is complete and its ids are real: a
-    # dead device reads all ones, and an SR-IOV VF reads ffff ids (only sysfs knows them).
-    full = cfg is not None and len(cfg) >= 256 and cfg[:2] != b"\xff\xff"
-    wanted: tuple[str, ...] = SYSFS_ONLY_ATTRS
-    if cross_check or not full:
-        wanted += CONFIG_BACKED_ATTRS + AER_ATTRS
-    elif find_ext_capability(cfg, _AER_EXT_CAP_ID) is not None:
+def _wanted_attrs(cfg: bytes | None, cross_check: bool) -> tuple[str, ...]:
+    """The attribute files worth opening for a function, given its config bytes."""
+    if cross_check or cfg is None or len(cfg) < 256 or cfg[8:12] == _ALL_ONES_U32:
+        # Config cannot stand in for the attributes: privilege-limited (64 bytes), missing, or
+        # a dead device reading all ones (whose cached ids and link state only sysfs still has;
+        # class ffffff is never valid, so it tells a dead function from a VF).
+        return _ALL_ATTRS
+    wanted = SYSFS_ONLY_ATTRS
+    if cfg[:2] == b"\xff\xff":
+        # An SR-IOV VF: its Vendor and Device ID registers read ffff by specification; every
+        # other register (class, capabilities, link) is its own and real.
+        wanted += VF_ID_ATTRS
+    if find_ext_capability(cfg, _AER_EXT_CAP_ID) is not None:
         wanted += AER_ATTRS
-    elif cfg is not None and cfg[0x0E] & 0x7F == 1:
+    if cfg[0x0E] & 0x7F == 1:
         wanted += BRIDGE_ATTRS
-    if not full or _pcie_port_type(cfg) in _ROOT_PORT_TYPES:
+    # Root ports (bridges) and RC event collectors (base class 08) may have root AER totals.
+    if (cfg[0x0E] & 0x7F == 1 or cfg[0x0B] == 0x08) and _pcie_port_type(cfg) in _ROOT_PORT_TYPES:
         wanted += ROOT_PORT_ATTRS
+    return wanted
+
+
+def _read_function_at(dfd: int, fn: RawFunction, cross_check: bool) -> None:
+    # os.open/os.read bound to locals and inlined: this loop runs ~10 times per function, tens
+    # of thousands of times on a large machine (see read_bytes for why one read() suffices).
+    open_, read, close = os.open, os.read, os.close
+    flags = _FILE_FLAGS
     attrs, unreadable = fn.attrs, fn.unreadable
-    for attr in wanted:
+    try:
+        fn.config = cfg = read_bytes("config", dir_fd=dfd)
+    except Unreadable as err:
+        unreadable["config"] = str(err)
+        cfg = None
+    for attr in _wanted_attrs(cfg, cross_check):
         try:
-            data = read_bytes(attr, dir_fd=dfd)
-        except Unreadable as err:
-            unreadable[attr] = "permission denied" if err.permission else str(err)
+            fd = open_(attr, flags, dir_fd=dfd)
+        except (FileNotFoundError, NotADirectoryError):
             continue
-        if data is not None:
-            attrs[attr] = data.decode("utf-8", "replace").strip()
+        except OSError as err:
+            unreadable[attr] = _unreadable_reason(err)
+            continue
+        try:
+            data = read(fd, MAX_ATTR_BYTES)
+        except OSError as err:
+            unreadable[attr] = _unreadable_reason(err)
+            continue
+        finally:
+            close(fd)
+        attrs[attr] = data.decode("utf-8", "replace").strip()
+    links = fn.links
+    readlink = os.readlink
     for link in LINK_ATTRS:
-        target = SysfsRoot.link_name(link, dir_fd=dfd)
-        if target is not None:
-            fn.links[link] = target
+        try:
+            target = readlink(link, dir_fd=dfd)
+        except OSError:
+            continue
+        base = target.rstrip("/").rpartition("/")[2]
+        if base:
+            links[link] = base
+
+
+def _unreadable_reason(err: OSError) -> str:
+    return "permission denied" if err.errno in (errno.EACCES, errno.EPERM) else err.strerror or str(err)
 
 
 def _pcie_port_type(cfg: bytes | None) -> int | None:
