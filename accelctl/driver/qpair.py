@@ -159,7 +159,77 @@ class QueuePair:
         return req
 
     def submit_many(self, reqs: Iterable[Request]) -> int:
-        """Send a batch with one doorbell store and one kick. Returns how many went out now."""
+        """Send a batch with one doorbell store and one kick. Returns how many went out now.
+
+        The common case (queue enabled, nothing queued ahead) places the SQEs in one loop with
+        the ring and tracker state in locals (``_accept`` + ``_place`` inlined); anything else
+        goes through the general per-request path."""
+        if self.state is not QueueState.ENABLED or self.queued:
+            return self._submit_many_slow(reqs)
+        sq = self.sq
+        tail = sq.tail
+        head = sq.head
+        depth = sq.depth
+        mem = sq.mem
+        sq_u16 = self._sq_u16
+        trackers = self.trackers
+        free = trackers.free
+        take_tag = free.popleft
+        gens = trackers.gens
+        slots = trackers.slots
+        default_timeout = self.default_timeout_s
+        timeline_append = self.timeline.append
+        now = time.monotonic()
+        placed = 0  # by the loop below (counted in trackers.counters at the end)
+        placed_slow = 0  # by _place (counts itself)
+        it = iter(reqs)
+        for req in it:
+            if req.state != 0 or req.qpair is not None:  # not a fresh request: general path
+                sq.tail = tail
+                placed_slow += self._submit_many_slow((req,), ring=False)
+                tail, head = sq.tail, sq.head
+                if self.queued:
+                    break
+                continue
+            req.qpair = self
+            timeout_s = req.timeout_s
+            if timeout_s is None:
+                timeout_s = req.timeout_s = default_timeout
+            if req.buffers:
+                for buf in req.buffers:
+                    buf.acquire()
+            if not free or (head - tail - 1) % depth == 0:
+                self.queued.append(req)  # no tracker / slot: everything after it queues too
+                break
+            tag = take_tag()
+            gen = (gens[tag] + 1) & 0xF
+            gens[tag] = gen
+            slots[tag] = req
+            req.tag = tag
+            cid = req.cid = (gen << 12) | tag
+            off = tail * 64
+            mem[off:off + 64] = req.sqe
+            sq_u16[(off >> 1) + _SQE_CID_HWORD] = cid
+            tail += 1
+            if tail == depth:
+                tail = 0
+            sq.tail = tail  # kept current: the slow path above may place more behind it
+            req.state = 1  # RequestState.INFLIGHT
+            if timeout_s is not None:
+                req.deadline = now + timeout_s
+                timeline_append(req)
+            placed += 1
+        if placed:
+            trackers.counters.submitted += placed
+        for req in it:  # after the first request that had to queue: queue the rest, in order
+            self._accept(req)
+            if not req.done:
+                self.queued.append(req)
+        if placed or placed_slow:
+            self._ring()
+        return placed + placed_slow
+
+    def _submit_many_slow(self, reqs: Iterable[Request], *, ring: bool = True) -> int:
         placed = 0
         now = time.monotonic()
         enabled = self.state is QueueState.ENABLED
@@ -171,7 +241,7 @@ class QueuePair:
                 placed += 1
             else:
                 self.queued.append(req)
-        if placed:
+        if placed and ring:
             self._ring()
         return placed
 

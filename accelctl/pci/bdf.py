@@ -47,6 +47,14 @@ class Bdf:
         return cls(dom, bus, dev, fn)
 
     @classmethod
+    def from_sysfs_name(cls, name: str) -> Bdf:
+        """A kernel device directory name (already matched by SYSFS_NAME): no regex, no checks
+        beyond int(); a scan makes thousands of these."""
+        dom, bus, devfn = name.split(":")
+        dev, fn = devfn.split(".")
+        return cls(int(dom, 16), int(bus, 16), int(dev, 16), int(fn))
+
+    @classmethod
     def find(cls, text: str) -> Bdf | None:
         """Parse, or None when the text is not a BDF."""
         try:

@@ -127,6 +127,17 @@ def find_ext_capability(data: bytes, cap_id: int) -> int | None:
     return None
 
 
+def sriov_vf_ids(pf_config: bytes) -> tuple[int, int] | None:
+    """(vendor, device) the kernel gives this PF's VFs: the PF's vendor and the SR-IOV
+    capability's VF Device ID (a VF's own id registers read ffff). None when config cannot say."""
+    if len(pf_config) < 4 or pf_config[:2] == b"\xff\xff":
+        return None
+    ptr = find_ext_capability(pf_config, regs.EXT_CAP_ID_SRIOV)
+    if ptr is None or ptr + regs.SRIOV_VF_DID + 2 > len(pf_config):
+        return None
+    return _U16.unpack_from(pf_config, 0)[0], _U16.unpack_from(pf_config, ptr + regs.SRIOV_VF_DID)[0]
+
+
 def decode_config(data: bytes, *, header_only: bool = False) -> ConfigSpace:
     """Decode whatever part of config space `data` holds. Never raises on any input.
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from accelctl.errors import SysfsRootError
 from accelctl.pci.bdf import HOST_BRIDGE_NAME, SYSFS_NAME
 from accelctl.sysfs.attrs import parse_slot_address
-from accelctl.sysfs.config import find_capability, find_ext_capability
+from accelctl.sysfs.config import find_capability, find_ext_capability, sriov_vf_ids
 from accelctl.sysfs.root import MAX_ATTR_BYTES, SysfsRoot, Unreadable, read_bytes
 
 #: Attributes only sysfs has: read for every function (a missing file is simply absent).
@@ -141,7 +141,7 @@ def scan_tree(root: SysfsRoot, *, cross_check: bool = False) -> RawTree:
     host_bridges: dict[str, RawHostBridge] = {}
     seen_parents: set[str] = set()
     for name, path in dev_dirs:
-        fn = _read_function(root, name, path, warnings, cross_check)
+        fn = _read_function(root, name, path, warnings, cross_check, functions)
         if fn is None:
             continue
         functions[name] = fn
@@ -234,7 +234,12 @@ def _note_host_bridge(path: str, host_bridges: dict[str, RawHostBridge]) -> None
 
 
 def _read_function(
-    root: SysfsRoot, name: str, path: str, warnings: list[ScanWarning], cross_check: bool
+    root: SysfsRoot,
+    name: str,
+    path: str,
+    warnings: list[ScanWarning],
+    cross_check: bool,
+    scanned: dict[str, RawFunction],
 ) -> RawFunction | None:
     fn = RawFunction(name, path, _parent_id(path), {}, {}, None, {})
     try:
@@ -248,23 +253,26 @@ def _read_function(
         warnings.append(ScanWarning("DEVICE_VANISHED", name, f"{path}: {err.strerror}; skipped"))
         return None
     try:
-        _read_function_at(dfd, fn, cross_check)
+        _read_function_at(dfd, fn, cross_check, scanned)
     finally:
         os.close(dfd)
     return fn
 
 
-def _wanted_attrs(cfg: bytes | None, cross_check: bool) -> tuple[str, ...]:
-    """The attribute files worth opening for a function, given its config bytes."""
+def _wanted_attrs(cfg: bytes | None, cross_check: bool, pf_config: bytes | None) -> tuple[str, ...]:
+    """The attribute files worth opening for a function, given its config bytes (and, for an
+    SR-IOV VF, its PF's)."""
     if cross_check or cfg is None or len(cfg) < 256 or cfg[8:12] == _ALL_ONES_U32:
         # Config cannot stand in for the attributes: privilege-limited (64 bytes), missing, or
         # a dead device reading all ones (whose cached ids and link state only sysfs still has;
         # class ffffff is never valid, so it tells a dead function from a VF).
         return _ALL_ATTRS
     wanted = SYSFS_ONLY_ATTRS
-    if cfg[:2] == b"\xff\xff":
+    if cfg[:2] == b"\xff\xff" and (pf_config is None or sriov_vf_ids(pf_config) is None):
         # An SR-IOV VF: its Vendor and Device ID registers read ffff by specification; every
-        # other register (class, capabilities, link) is its own and real.
+        # other register (class, capabilities, link) is its own and real. The kernel gives it
+        # the PF's vendor and the PF's SR-IOV "VF Device ID"; read what it cached only when the
+        # PF's config cannot say (accelctl.topology.build fills the ids from the PF otherwise).
         wanted += VF_ID_ATTRS
     if find_ext_capability(cfg, _AER_EXT_CAP_ID) is not None:
         wanted += AER_ATTRS
@@ -276,18 +284,32 @@ def _wanted_attrs(cfg: bytes | None, cross_check: bool) -> tuple[str, ...]:
     return wanted
 
 
-def _read_function_at(dfd: int, fn: RawFunction, cross_check: bool) -> None:
-    # os.open/os.read bound to locals and inlined: this loop runs ~10 times per function, tens
-    # of thousands of times on a large machine (see read_bytes for why one read() suffices).
-    open_, read, close = os.open, os.read, os.close
-    flags = _FILE_FLAGS
-    attrs, unreadable = fn.attrs, fn.unreadable
+def _read_function_at(
+    dfd: int, fn: RawFunction, cross_check: bool, scanned: dict[str, RawFunction]
+) -> None:
+    attrs, unreadable, links = fn.attrs, fn.unreadable, fn.links
     try:
         fn.config = cfg = read_bytes("config", dir_fd=dfd)
     except Unreadable as err:
         unreadable["config"] = str(err)
         cfg = None
-    for attr in _wanted_attrs(cfg, cross_check):
+    readlink = os.readlink
+    for link in LINK_ATTRS:
+        try:
+            target = readlink(link, dir_fd=dfd)
+        except OSError:
+            continue
+        base = target.rstrip("/").rpartition("/")[2]
+        if base:
+            links[link] = base
+    # A PF sorts before its VFs (higher routing ids on the same or a later bus), so it is in
+    # `scanned` by the time its VFs are read.
+    pf = scanned.get(links["physfn"]) if "physfn" in links else None
+    # os.open/os.read bound to locals and inlined: this loop runs ~6 times per function, tens
+    # of thousands of times on a large machine (see read_bytes for why one read() suffices).
+    open_, read, close = os.open, os.read, os.close
+    flags = _FILE_FLAGS
+    for attr in _wanted_attrs(cfg, cross_check, pf.config if pf is not None else None):
         try:
             fd = open_(attr, flags, dir_fd=dfd)
         except (FileNotFoundError, NotADirectoryError):
@@ -303,16 +325,6 @@ def _read_function_at(dfd: int, fn: RawFunction, cross_check: bool) -> None:
         finally:
             close(fd)
         attrs[attr] = data.decode("utf-8", "replace").strip()
-    links = fn.links
-    readlink = os.readlink
-    for link in LINK_ATTRS:
-        try:
-            target = readlink(link, dir_fd=dfd)
-        except OSError:
-            continue
-        base = target.rstrip("/").rpartition("/")[2]
-        if base:
-            links[link] = base
 
 
 def _unreadable_reason(err: OSError) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from accelctl.pci import regs
 from accelctl.pci.bdf import Bdf, host_bridge_id
 from accelctl.sysfs import attrs as A
-from accelctl.sysfs.config import ConfigSpace, decode_config
+from accelctl.sysfs.config import ConfigSpace, decode_config, sriov_vf_ids
 from accelctl.sysfs.root import SysfsRoot
 from accelctl.sysfs.scan import RawFunction, RawTree, ScanWarning, scan_tree
 from accelctl.topology.model import Acs, HostBridge, Link, NodeKind, PciFunction
@@ -168,8 +168,11 @@ def _make_function(
     warnings: list[ScanWarning],
 ) -> PciFunction:
     a = r.attrs
-    bdf = Bdf.parse(r.name)
-    fn = PciFunction(id=str(bdf), bdf=bdf, parent=r.parent, kind=NodeKind.ENDPOINT, path=r.path)
+    bdf = Bdf.from_sysfs_name(r.name)
+    # The kernel's "%04x:%02x:%02x.%d" name is already the canonical id; a longer domain may
+    # carry leading zeros in a hand-made tree.
+    fn_id = r.name if len(r.name) == 12 else str(bdf)
+    fn = PciFunction(id=fn_id, bdf=bdf, parent=r.parent, kind=NodeKind.ENDPOINT, path=r.path)
     fn.vendor_id = _hex(a, "vendor", cfg.vendor_id if cfg else None)
     fn.device_id = _hex(a, "device", cfg.device_id if cfg else None)
     fn.subsystem_vendor_id = _hex(a, "subsystem_vendor", cfg.subsystem_vendor_id if cfg else None)
@@ -182,6 +185,8 @@ def _make_function(
     fn.iommu_group = int(group) if group and group.isdigit() else None
     fn.driver = r.links.get("driver")
     fn.physfn = r.links.get("physfn")
+    if fn.physfn is not None and fn.vendor_id == 0xFFFF and "vendor" not in a:
+        _vf_ids_from_pf(fn, raw)
     fn.unknown.update(r.unreadable)
     if cfg is not None:
         fn.config_bytes = cfg.size
@@ -212,6 +217,15 @@ def _make_function(
     fn.power_state = a.get("power_state")
     fn.slot = raw.slots.get((bdf.domain, bdf.bus, bdf.device))
     return fn
+
+
+def _vf_ids_from_pf(fn: PciFunction, raw: RawTree) -> None:
+    """A VF's id registers read ffff: the kernel gives it the PF's vendor and the PF's SR-IOV
+    VF Device ID, and so do we when the scan did not read its cached vendor/device files."""
+    pf = raw.functions.get(fn.physfn or "")
+    ids = sriov_vf_ids(pf.config) if pf is not None and pf.config is not None else None
+    if ids is not None:
+        fn.vendor_id, fn.device_id = ids
 
 
 def _hex(a: dict[str, str], name: str, fallback: int | None) -> int | None:
@@ -341,13 +355,28 @@ def _resources(fn: PciFunction, a: dict[str, str]) -> None:
     if not text:
         return
     table = A.parse_resource(text)
-    fn.bars = tuple(r for r in table if r.index < 6)
-    for r in table:
-        if A.BRIDGE_WINDOW_FIRST_LINE <= r.index < A.BRIDGE_WINDOW_FIRST_LINE + 3:
-            fn.windows[_BRIDGE_WINDOW_NAMES[r.index - A.BRIDGE_WINDOW_FIRST_LINE]] = (r.start, r.size)
+    # Entries come in line order; a garbled line is skipped, so check before slicing by position.
+    if len(table) >= 6 and table[5].index == 5:
+        fn.bars = tuple(table[:6])
+    else:
+        fn.bars = tuple(r for r in table if r.index < 6)
+    if len(table) > A.BRIDGE_WINDOW_FIRST_LINE:  # only bridges have the window lines
+        for r in table:
+            if A.BRIDGE_WINDOW_FIRST_LINE <= r.index < A.BRIDGE_WINDOW_FIRST_LINE + 3:
+                fn.windows[_BRIDGE_WINDOW_NAMES[r.index - A.BRIDGE_WINDOW_FIRST_LINE]] = (r.start, r.size)
+
+
+_AER_ATTR_NAMES = frozenset(
+    (
+        "aer_dev_correctable", "aer_dev_nonfatal", "aer_dev_fatal",
+        "aer_rootport_total_err_cor", "aer_rootport_total_err_nonfatal", "aer_rootport_total_err_fatal",
+    )
+)
 
 
 def _aer(fn: PciFunction, a: dict[str, str]) -> None:
+    if _AER_ATTR_NAMES.isdisjoint(a):
+        return  # no AER capability (thousands of VFs): nothing to parse
     aer: dict[str, dict[str, int]] = {}
     for key, attr in (
         ("correctable", "aer_dev_correctable"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,47 @@ def test_vf_reading_ffff_ids_in_config_is_alive_and_named_by_sysfs(tmp_path):
     assert fn.kind is NodeKind.VIRTUAL_FUNCTION and fn.accessible
     assert (fn.vendor_id, fn.device_id) == (0x1E52, 0x401F)
     assert fn.physfn == "0000:01:00.0" and topo.warnings == []
+
+
+def _sriov_pf_and_vf(tree: MiniTree, vf_device_id: int) -> Path:
+    """A PF whose SR-IOV capability names `vf_device_id`, and one VF reading ffff ids."""
+    tree.add(RP, 0x8086, 0x1234, 0x060400, bridge=(0, 1, 1), pcie_type=4)
+    pf_cfg = bytearray(config_bytes(0x1E52, 0x401E, 0x120000, pcie_type=0, size=4096))
+    struct.pack_into("<I", pf_cfg, 0x100, 0x0010 | (1 << 16))  # SR-IOV, version 1, last
+    struct.pack_into("<H", pf_cfg, 0x100 + 0x1A, vf_device_id)  # VF Device ID
+    tree.add(f"{RP}/0000:01:00.0", 0x1E52, 0x401E, 0x120000, config=bytes(pf_cfg))
+    vf_cfg = bytearray(config_bytes(0x1E52, vf_device_id, 0x120000, pcie_type=0))
+    vf_cfg[0:4] = b"\xff\xff\xff\xff"
+    vf = tree.add(f"{RP}/0000:01:00.1", 0x1E52, vf_device_id, 0x120000, config=bytes(vf_cfg))
+    (vf / "physfn").symlink_to("../0000:01:00.0")
+    return vf
+
+
+def test_vf_ids_come_from_the_pf_sriov_capability_like_the_kernel_gives_them(tmp_path):
+    """The kernel gives a VF the PF's vendor and the SR-IOV VF Device ID; with those in the
+    PF's config, the VF's own vendor/device files are not needed (thousands of VFs)."""
+    vf = _sriov_pf_and_vf(MiniTree(tmp_path), 0x4FF1)
+    (vf / "vendor").unlink()
+    (vf / "device").unlink()
+    fn = build_topology(tmp_path).functions["0000:01:00.1"]
+    assert (fn.vendor_id, fn.device_id) == (0x1E52, 0x4FF1)
+    assert fn.kind is NodeKind.VIRTUAL_FUNCTION and fn.accessible
+
+
+def test_cross_check_reads_the_vf_id_files_and_prefers_them(tmp_path):
+    """An audit reads what the kernel cached too; those files win over the derivation."""
+    vf = _sriov_pf_and_vf(MiniTree(tmp_path), 0x4FF1)
+    (vf / "device").write_text("0x4ff2\n")
+    assert build_topology(tmp_path).functions["0000:01:00.1"].device_id == 0x4FF1
+    assert build_topology(tmp_path, cross_check=True).functions["0000:01:00.1"].device_id == 0x4FF2
+
+
+def test_dead_device_is_told_from_a_vf_by_its_class_not_its_ids(tmp_path):
+    """All ones everywhere (fell off the bus) reads sysfs for everything; ffff ids alone do not."""
+    tree = MiniTree(tmp_path)
+    _basic(tree)
+    tree.add(f"{RP}/0000:01:00.2", 0x1E52, 0x401E, 0x120000, config=b"\xff" * 256,
+             attrs={"current_link_speed": "16.0 GT/s PCIe\n"})
+    fn = build_topology(tmp_path).functions["0000:01:00.2"]
+    assert not fn.accessible
+    assert (fn.vendor_id, fn.device_id, fn.class_code) == (0x1E52, 0x401E, 0x120000)
