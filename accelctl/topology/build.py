@@ -9,6 +9,7 @@ class codes instead, and the facts that need capability registers stay unknown.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterable
 
@@ -101,14 +102,23 @@ def build_topology(
     if not isinstance(root, SysfsRoot):
         root = SysfsRoot(root)
     matcher = AcceleratorMatcher.from_env(accel_ids)
-    raw = scan_tree(root, cross_check=cross_check)
-    warnings = list(raw.warnings)
-    nodes = _build_nodes(raw, warnings)
-    for fn in nodes.functions.values():
-        fn.is_accelerator = matcher(fn)
-    if names:
-        _apply_names(nodes.functions.values())
-    switches, cards = group_cards(nodes.functions, nodes.children)
+    # The build allocates a few objects per attribute (~100k on a 2,000-function machine), none
+    # of them in reference cycles: the cyclic collector would walk them dozens of times for
+    # nothing (10-15% of the build). Paused, and restored as it was, around the build only.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        raw = scan_tree(root, cross_check=cross_check)
+        warnings = list(raw.warnings)
+        nodes = _build_nodes(raw, warnings)
+        for fn in nodes.functions.values():
+            fn.is_accelerator = matcher(fn)
+        if names:
+            _apply_names(nodes.functions.values())
+        switches, cards = group_cards(nodes.functions, nodes.children)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return Topology(
         root=root,
         host_bridges=nodes.host_bridges,

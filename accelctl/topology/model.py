@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from accelctl.pci.bdf import Bdf
-from accelctl.sysfs.attrs import Resource
+from accelctl.sysfs.attrs import IORESOURCE_MEM_64, IORESOURCE_PREFETCH, Resource
 
 
 class NodeKind(str, enum.Enum):
@@ -171,19 +171,26 @@ class PciFunction:
         return f"{hex_id(self.vendor_id) or '????'}:{hex_id(self.device_id) or '????'}"
 
     def to_dict(self) -> dict[str, Any]:
+        # Written out flat (no hex_id/property calls per field): `topology --json` makes one of
+        # these per function, thousands on a large machine.
+        v, d, sv, sd, cc, rev = (
+            self.vendor_id, self.device_id, self.subsystem_vendor_id, self.subsystem_device_id,
+            self.class_code, self.revision,
+        )
+        link, sec, total_vfs = self.link, self.secondary_bus, self.sriov_total_vfs
         return {
             "id": self.id,
             "parent": self.parent,
             "kind": self.kind.value,
-            "vendor_id": hex_id(self.vendor_id),
-            "device_id": hex_id(self.device_id),
-            "subsystem_vendor_id": hex_id(self.subsystem_vendor_id),
-            "subsystem_device_id": hex_id(self.subsystem_device_id),
-            "class_code": hex_id(self.class_code, 6),
-            "revision": hex_id(self.revision, 2),
+            "vendor_id": None if v is None else f"{v:04x}",
+            "device_id": None if d is None else f"{d:04x}",
+            "subsystem_vendor_id": None if sv is None else f"{sv:04x}",
+            "subsystem_device_id": None if sd is None else f"{sd:04x}",
+            "class_code": None if cc is None else f"{cc:06x}",
+            "revision": None if rev is None else f"{rev:02x}",
             "vendor_name": self.vendor_name,
             "device_name": self.device_name,
-            "link": self.link.to_dict() if self.link else None,
+            "link": None if link is None else link.to_dict(),
             "numa_node": self.numa_node,
             "iommu_group": self.iommu_group,
             "driver": self.driver,
@@ -191,26 +198,36 @@ class PciFunction:
             "card": self.card,
             "is_accelerator": self.is_accelerator,
             "slot": self.slot,
-            "bus_range": (
-                None
-                if self.secondary_bus is None
-                else {"secondary": self.secondary_bus, "subordinate": self.subordinate_bus}
-            ),
+            "bus_range": None if sec is None else {"secondary": sec, "subordinate": self.subordinate_bus},
             "acs": self.acs.to_dict() if self.acs else None,
             "aer": self.aer,
-            "bars": [b.to_dict() for b in self.bars if b.size],
-            "sriov": (
-                None
-                if self.sriov_total_vfs is None
-                else {"total_vfs": self.sriov_total_vfs, "num_vfs": self.sriov_num_vfs}
-            ),
+            "bars": _bar_dicts(self.bars),
+            "sriov": None if total_vfs is None else {"total_vfs": total_vfs, "num_vfs": self.sriov_num_vfs},
             "physfn": self.physfn,
             "accessible": self.accessible,
             "config_bytes": self.config_bytes,
             "reset_methods": list(self.reset_methods) if self.reset_methods is not None else None,
             "power_state": self.power_state,
-            "unknown": sorted(self.unknown),
+            "unknown": sorted(self.unknown) if self.unknown else [],
         }
+
+
+def _bar_dicts(bars: tuple[Bar, ...]) -> list[dict[str, Any]]:
+    """[b.to_dict() for b in bars if b.size], without the property calls (see Resource)."""
+    out = []
+    for index, start, end, flags in bars:
+        if start == 0 and end == 0:
+            continue
+        size = end - start + 1
+        if size:
+            out.append({
+                "index": index,
+                "start": hex(start),
+                "size": size,
+                "prefetchable": bool(flags & IORESOURCE_PREFETCH),
+                "is_64bit": bool(flags & IORESOURCE_MEM_64),
+            })
+    return out
 
 
 @dataclass(slots=True)
