@@ -288,6 +288,8 @@ class QueuePair:
         if (status_words[head * 8 + 7] & 1) != phase:  # nothing new: the common poll answer
             if self.timeline:
                 self._trim_timeline()
+            if self.queued:
+                self._resubmit_queued()  # e.g. held back by a reset that has finished since
             return 0
         mem = cq.mem
         depth = cq.depth

@@ -89,6 +89,7 @@ class Session(CommandSet):
         self._wake_fd = -1
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._wake_pending = False
         self.running = False  # CC.EN=1, RDY=1, no CFS: the engine fetches commands
         self.stats = {"commands": 0, "passes": 0, "sleeps": 0, "irqs": 0, "spin_hits": 0}
         self.admin_handlers, self.io_handlers = self.build_handlers()
@@ -417,6 +418,9 @@ class Session(CommandSet):
             self._wake_fd = -1
 
     def wake(self) -> None:
+        """Make the engine look at its state again (new queues, events, stop): it notices the
+        flag while it busy-polls, and the eventfd while it sleeps."""
+        self._wake_pending = True
         if self._wake_fd >= 0:
             try:
                 os.eventfd_write(self._wake_fd, 1)
@@ -438,15 +442,17 @@ class Session(CommandSet):
                 pass
 
     def _run(self) -> None:
-        perf = time.perf_counter_ns
+        """Sleep on the kicks, process, then busy-poll the SQ tails for ``spin_ns`` after the last
+        work (the spin phase processes straight from the doorbells, with no syscall per pass),
+        then drain + scan once more and sleep again."""
         epoll = self._epoll
         assert epoll is not None
         timeout: float | None = 0
-        spin_until = 0
         while not self._stopping:
             ready = epoll.poll(timeout) if timeout != 0 else epoll.poll(0)
             if self._stopping:
                 break
+            self._wake_pending = False
             with self.lock:
                 # Drain every kick that fired BEFORE scanning the rings: a doorbell written after
                 # the drain comes with a fresh kick, so no wakeup is ever lost (pitfall 9).
@@ -458,17 +464,43 @@ class Session(CommandSet):
                 did = self._process() if self.running else False
                 timeout = self._idle_timeout()
             if did:
-                spin_until = perf() + self.spin_ns if self.spin_ns else 0
-                timeout = 0
-                continue
-            if spin_until:
-                if not self._spin(spin_until):
-                    spin_until = 0
-                else:
-                    self.stats["spin_hits"] += 1
+                if self.spin_ns:
+                    self._spin_phase()
                 timeout = 0  # drain + scan once more before sleeping
                 continue
             self.stats["sleeps"] += 1
+
+    def _spin_phase(self) -> None:
+        """Busy-poll the SQ tail doorbells (no lock, no syscall while idle) and process what
+        they announce, until ``spin_ns`` passes without work. Returns early when the control
+        thread wants the engine (``wake``), when delayed completions or async events are
+        pending (their timers live in the sleeping loop) or when the controller stops."""
+        perf = time.perf_counter_ns
+        spin_ns = self.spin_ns
+        until = perf() + spin_ns
+        stats = self.stats
+        while True:
+            db = self.db32
+            found = False
+            while not found:
+                if self._wake_pending or self._stopping:
+                    return
+                for sq in self.sq_list:
+                    if db[sq.tail_index] != sq.head:
+                        found = True
+                        break
+                else:
+                    if perf() >= until:
+                        return
+            stats["spin_hits"] += 1
+            with self.lock:
+                if not self.running:
+                    return
+                did = self._process()
+                if self.held or (self.pending_events and self.aers):
+                    return
+            if did:
+                until = perf() + spin_ns
 
     def _idle_timeout(self) -> float | None:
         """How long the engine may sleep: until the next delayed completion, a short recheck while
@@ -484,16 +516,6 @@ class Session(CommandSet):
                 timeout = STALL_RECHECK_S if timeout is None else min(timeout, STALL_RECHECK_S)
                 break
         return timeout
-
-    def _spin(self, until_ns: int) -> bool:
-        """Busy-poll the SQ tail doorbells (no lock, no syscalls) until one moves or time is up."""
-        perf = time.perf_counter_ns
-        db = self.db32
-        while perf() < until_ns and not self._stopping:
-            for sq in self.sq_list:
-                if db[sq.tail_index] != sq.head:
-                    return True
-        return False
 
     def _process(self) -> bool:
         """One pass over every SQ: fetch (with CQ flow control), execute, post; then interrupts.
