@@ -66,6 +66,7 @@ LINK_ATTRS = ("driver", "iommu_group", "physfn")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 _ROOT_PORT_TYPES = (0x4, 0xA)
+_STANDARD_CONFIG_BYTES = 256
 _ALL_ONES_U32 = b"\xff\xff\xff\xff"  # PCIe root port, RC event collector
 _PCIE_CAP_ID = 0x10
 _AER_EXT_CAP_ID = 0x0001
@@ -97,6 +98,9 @@ class RawFunction:
     config: bytes | None = None
     #: attribute -> why it could not be read
     unreadable: dict[str, str] = field(default_factory=dict)
+    #: For an SR-IOV PF: the (vendor, device) the kernel gives its VFs, from config
+    #: (accelctl.sysfs.config.sriov_vf_ids); None when not a PF or config cannot say.
+    vf_ids: tuple[int, int] | None = None
 
 
 @dataclass(slots=True)
@@ -139,16 +143,18 @@ def scan_tree(root: SysfsRoot, *, cross_check: bool = False) -> RawTree:
         )
     functions: dict[str, RawFunction] = {}
     host_bridges: dict[str, RawHostBridge] = {}
-    seen_parents: set[str] = set()
+    #: parent directory -> its node id (many functions share one: VFs, functions of a device)
+    parent_ids: dict[str, str | None] = {}
     for name, path in dev_dirs:
-        fn = _read_function(root, name, path, warnings, cross_check, functions)
-        if fn is None:
-            continue
-        functions[name] = fn
-        parent_dir = os.path.dirname(path)
-        if parent_dir not in seen_parents:
-            seen_parents.add(parent_dir)
+        parent_dir = path[: path.rfind("/")]
+        if parent_dir in parent_ids:
+            parent = parent_ids[parent_dir]
+        else:
+            parent = parent_ids[parent_dir] = _parent_id(path)
             _note_host_bridge(path, host_bridges)
+        fn = _read_function(name, path, parent, warnings, cross_check, functions)
+        if fn is not None:
+            functions[name] = fn
     return RawTree(root, functions, host_bridges, _read_slots(root, warnings), warnings)
 
 
@@ -234,14 +240,14 @@ def _note_host_bridge(path: str, host_bridges: dict[str, RawHostBridge]) -> None
 
 
 def _read_function(
-    root: SysfsRoot,
     name: str,
     path: str,
+    parent: str | None,
     warnings: list[ScanWarning],
     cross_check: bool,
     scanned: dict[str, RawFunction],
 ) -> RawFunction | None:
-    fn = RawFunction(name, path, _parent_id(path), {}, {}, None, {})
+    fn = RawFunction(name, path, parent, {}, {}, None, {})
     try:
         dfd = os.open(path, _DIR_FLAGS)
     except (FileNotFoundError, NotADirectoryError):
@@ -259,16 +265,16 @@ def _read_function(
     return fn
 
 
-def _wanted_attrs(cfg: bytes | None, cross_check: bool, pf_config: bytes | None) -> tuple[str, ...]:
+def _wanted_attrs(cfg: bytes | None, cross_check: bool, pf: RawFunction | None) -> tuple[str, ...]:
     """The attribute files worth opening for a function, given its config bytes (and, for an
     SR-IOV VF, its PF's)."""
-    if cross_check or cfg is None or len(cfg) < 256 or cfg[8:12] == _ALL_ONES_U32:
+    if cross_check or cfg is None or len(cfg) < _STANDARD_CONFIG_BYTES or cfg[8:12] == _ALL_ONES_U32:
         # Config cannot stand in for the attributes: privilege-limited (64 bytes), missing, or
         # a dead device reading all ones (whose cached ids and link state only sysfs still has;
         # class ffffff is never valid, so it tells a dead function from a VF).
         return _ALL_ATTRS
     wanted = SYSFS_ONLY_ATTRS
-    if cfg[:2] == b"\xff\xff" and (pf_config is None or sriov_vf_ids(pf_config) is None):
+    if cfg[:2] == b"\xff\xff" and (pf is None or pf.vf_ids is None):
         # An SR-IOV VF: its Vendor and Device ID registers read ffff by specification; every
         # other register (class, capabilities, link) is its own and real. The kernel gives it
         # the PF's vendor and the PF's SR-IOV "VF Device ID"; read what it cached only when the
@@ -302,14 +308,19 @@ def _read_function_at(
         base = target.rstrip("/").rpartition("/")[2]
         if base:
             links[link] = base
-    # A PF sorts before its VFs (higher routing ids on the same or a later bus), so it is in
-    # `scanned` by the time its VFs are read.
-    pf = scanned.get(links["physfn"]) if "physfn" in links else None
+    if "physfn" in links:
+        # A PF sorts before its VFs (higher routing ids on the same or a later bus), so it is
+        # in `scanned` by the time its VFs are read.
+        pf = scanned.get(links["physfn"])
+    else:
+        pf = None
+        if cfg is not None and len(cfg) > _STANDARD_CONFIG_BYTES:
+            fn.vf_ids = sriov_vf_ids(cfg)
     # os.open/os.read bound to locals and inlined: this loop runs ~6 times per function, tens
     # of thousands of times on a large machine (see read_bytes for why one read() suffices).
     open_, read, close = os.open, os.read, os.close
     flags = _FILE_FLAGS
-    for attr in _wanted_attrs(cfg, cross_check, pf.config if pf is not None else None):
+    for attr in _wanted_attrs(cfg, cross_check, pf):
         try:
             fd = open_(attr, flags, dir_fd=dfd)
         except (FileNotFoundError, NotADirectoryError):

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from accelctl.pci import regs
 from accelctl.pci.bdf import Bdf, host_bridge_id
 from accelctl.sysfs import attrs as A
-from accelctl.sysfs.config import ConfigSpace, decode_config, sriov_vf_ids
+from accelctl.sysfs.config import ConfigSpace, decode_config
 from accelctl.sysfs.root import SysfsRoot
 from accelctl.sysfs.scan import RawFunction, RawTree, ScanWarning, scan_tree
 from accelctl.topology.model import Acs, HostBridge, Link, NodeKind, PciFunction
@@ -233,9 +233,8 @@ def _vf_ids_from_pf(fn: PciFunction, raw: RawTree) -> None:
     """A VF's id registers read ffff: the kernel gives it the PF's vendor and the PF's SR-IOV
     VF Device ID, and so do we when the scan did not read its cached vendor/device files."""
     pf = raw.functions.get(fn.physfn or "")
-    ids = sriov_vf_ids(pf.config) if pf is not None and pf.config is not None else None
-    if ids is not None:
-        fn.vendor_id, fn.device_id = ids
+    if pf is not None and pf.vf_ids is not None:
+        fn.vendor_id, fn.device_id = pf.vf_ids
 
 
 def _hex(a: dict[str, str], name: str, fallback: int | None) -> int | None:
