@@ -16,7 +16,7 @@ import struct
 from enum import IntEnum, IntFlag
 
 #: (major, minor): major changes break, minor changes only add.
-ABI_VERSION = (1, 0)
+ABI_VERSION = (1, 1)  # 1.1: SQ flags (NEED_WAKEUP) in the status area
 ABI_VERSION_WORD = (ABI_VERSION[0] << 16) | ABI_VERSION[1]
 
 # =============================================================================================
@@ -482,6 +482,14 @@ STATUS_CSTS_OFFSET = STATUS_AREA_OFFSET + 0
 STATUS_RESET_GEN_OFFSET = STATUS_AREA_OFFSET + 4
 #: u32: the session's reset generation (the value it opened with or adopted with its own reset).
 STATUS_SESSION_GEN_OFFSET = STATUS_AREA_OFFSET + 8
+#: (ABI 1.1) u32 per SQ, qid 0..MAX_QUEUES-1, device-written: the SQ flags of qid at
+#: ``STATUS_SQ_FLAGS_OFFSET + 4*qid``. Offered as the "need_wakeup" feature in VERSION caps.
+STATUS_SQ_FLAGS_OFFSET = STATUS_AREA_OFFSET + 64
+#: SQ flag: the engine may be asleep. A host that stored this SQ's tail, then ran a full fence,
+#: and still sees the flag clear may skip the kick (the engine is busy-polling the doorbells and
+#: re-checks them, after its own fence, before it sleeps). Set unless the engine is awake.
+SQ_FLAG_NEED_WAKEUP = 0x1
+FEATURE_NEED_WAKEUP = "need_wakeup"
 
 
 def sq_doorbell_offset(qid: int) -> int:
@@ -504,6 +512,11 @@ def cq_doorbell_index(qid: int) -> int:
 STATUS_CSTS_INDEX = STATUS_CSTS_OFFSET // 4
 STATUS_RESET_GEN_INDEX = STATUS_RESET_GEN_OFFSET // 4
 STATUS_SESSION_GEN_INDEX = STATUS_SESSION_GEN_OFFSET // 4
+
+
+def sq_flags_index(qid: int) -> int:
+    """(ABI 1.1) Index of qid's SQ flags word when the page is viewed as ``memoryview.cast("I")``."""
+    return (STATUS_SQ_FLAGS_OFFSET + 4 * qid) // 4
 
 # =============================================================================================
 # Control messages (slow path, AF_UNIX SOCK_SEQPACKET, one message per datagram)

@@ -37,7 +37,7 @@ from accelctl.driver import abi
 from accelctl.driver import commands as cmds
 from accelctl.driver.commands import Command
 from accelctl.driver.dma import PAGE_SIZE, DmaBuffer, IovaAllocator, round_up
-from accelctl.driver.notify import EventFd, Waiter, WaitMode
+from accelctl.driver.notify import EventFd, Waiter, WaitMode, make_fence
 from accelctl.driver.qpair import QueuePair, QueueState
 from accelctl.driver.tracker import Completion, Request, RequestState
 from accelctl.driver.transport import ControlChannel
@@ -96,8 +96,11 @@ class Controller:
         control_timeout_s: float = 5.0,
         keep_alive_ms: int = 0,
         strict: bool = False,
+        need_wakeup: bool = True,
     ) -> None:
         self.wait_mode = WaitMode(wait)
+        #: Use the device's NEED_WAKEUP flags to skip kicks while its engine is awake (when offered).
+        self.need_wakeup = need_wakeup
         self.admin_timeout_s = admin_timeout_s
         self.io_timeout_s = io_timeout_s
         self.abort_timeout_s = abort_timeout_s
@@ -131,6 +134,12 @@ class Controller:
     def _bring_up(self, admin_depth: int) -> None:
         body, _ = self.control.request(abi.CtrlCmd.VERSION, json.dumps({"abi": list(abi.ABI_VERSION)}).encode())
         self.caps: dict[str, Any] = json.loads(body or b"{}")
+        #: The full fence for the NEED_WAKEUP handshake, when the device offers it (ABI 1.1) and
+        #: this CPU has one; None = kick on every doorbell (the 1.0 protocol).
+        self._fence = None
+        features = self.caps.get("features") if isinstance(self.caps, dict) else None
+        if isinstance(features, list) and abi.FEATURE_NEED_WAKEUP in features and self.need_wakeup:
+            self._fence = make_fence()
         reply, fds = self.control.request(abi.CtrlCmd.GET_DOORBELLS)
         if len(fds) != 1:
             for fd in fds:
@@ -182,6 +191,8 @@ class Controller:
         qp = QueuePair(self, qid, depth, mem.view[:sq_bytes], mem.view[sq_bytes:], self.doorbells,
                        abi.sq_doorbell_index(qid), abi.cq_doorbell_index(qid), kick, irq, strict=self.strict)
         qp.drain_irq = self.wait_mode is WaitMode.INTERRUPT or self.wait_mode is WaitMode.HYBRID
+        if self._fence is not None:
+            qp.enable_need_wakeup(self._fence)
         self.waiter.add(irq.fd)
         return qp
 

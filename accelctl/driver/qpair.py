@@ -84,6 +84,11 @@ class QueuePair:
         #: Set by the controller when this qpair is not the one to drain the irq eventfd.
         self.drain_irq = True
         self._in_completion = False
+        #: NEED_WAKEUP handshake (see _ring): the fence, None = always kick.
+        self._fence: Any = None
+        self._sq_flags = abi.sq_flags_index(qid)
+        self.kicks_sent = 0
+        self.kicks_skipped = 0
 
     # -- submission -------------------------------------------------------------------------
 
@@ -118,8 +123,27 @@ class QueuePair:
         return True
 
     def _ring(self) -> None:
-        self._doorbells[self._sq_db] = self.sq.tail
+        """Publish the SQ tail; kick the engine unless NEED_WAKEUP says it is awake.
+
+        Without the handshake (``_fence`` None: a 1.0 device, or no fence on this CPU) the kick
+        is always sent. With it: store the tail, full fence, read the SQ flags; the engine sets
+        the flag, fences and re-scans the doorbells before it sleeps, so skipping the kick when
+        the flag is clear cannot leave the doorbell unseen (driver-core.md 2.3)."""
+        doorbells = self._doorbells
+        doorbells[self._sq_db] = self.sq.tail
+        fence = self._fence
+        if fence is not None:
+            fence()
+            if not doorbells[self._sq_flags] & 1:  # abi.SQ_FLAG_NEED_WAKEUP clear: engine awake
+                self.kicks_skipped += 1
+                return
+        self.kicks_sent += 1
         self.kick.signal()
+
+    def enable_need_wakeup(self, fence: Any) -> None:
+        """Use the NEED_WAKEUP handshake (ABI 1.1 "need_wakeup") with this full-fence callable."""
+        self._sq_flags = abi.sq_flags_index(self.qid)
+        self._fence = fence
 
     def _accept(self, req: Request) -> None:
         state = self.state

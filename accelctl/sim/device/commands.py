@@ -361,6 +361,7 @@ class CommandSet:
         new = DeviceSQ(qid, entries, view, mapping, cq)
         self.sqs[qid] = new
         self.db32[new.tail_index] = 0
+        self.db32[new.flags_index] = abi.SQ_FLAG_NEED_WAKEUP  # until the engine says it is awake
         self._rebuild_sq_list()  # type: ignore[attr-defined]
         return OK
 

@@ -434,7 +434,8 @@ class DeviceDaemon:
             "doorbell_page_size": abi.DOORBELL_PAGE_SIZE,
             "dma_page_size": abi.DMA_PAGE_SIZE,
             "memory_size": fw.memory_size,
-            "features": ["sgl", "passthru", "fault_injection", "introspect", "device_poll"],
+            "features": ["sgl", "passthru", "fault_injection", "introspect", "device_poll",
+                         abi.FEATURE_NEED_WAKEUP],
         }
         return json.dumps(caps).encode(), []
 

@@ -34,7 +34,7 @@ class DeviceCQ:
 
 
 class DeviceSQ:
-    __slots__ = ("qid", "entries", "mem", "mapping", "head", "tail_index", "cq")
+    __slots__ = ("qid", "entries", "mem", "mapping", "head", "tail_index", "flags_index", "cq")
 
     def __init__(self, qid: int, entries: int, mem: memoryview, mapping: Mapping, cq: DeviceCQ) -> None:
         self.qid = qid
@@ -43,6 +43,7 @@ class DeviceSQ:
         self.mapping = mapping
         self.head = 0
         self.tail_index = abi.sq_doorbell_index(qid)
+        self.flags_index = abi.sq_flags_index(qid)
         self.cq = cq
         cq.sq_count += 1
         mapping.queue_refs += 1

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from accelctl.driver import abi
 
+from accelctl.driver.notify import make_fence
+
 from . import faults as F
 from .commands import CommandSet
 from .iova import IovaMap
@@ -90,6 +92,9 @@ class Session(CommandSet):
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._wake_pending = False
+        #: The full fence of the NEED_WAKEUP handshake; None where there is none (the SQ flags
+        #: then always say NEED_WAKEUP and hosts always kick).
+        self._fence = make_fence()
         self.running = False  # CC.EN=1, RDY=1, no CFS: the engine fetches commands
         self.stats = {"commands": 0, "passes": 0, "sleeps": 0, "irqs": 0, "spin_hits": 0}
         self.admin_handlers, self.io_handlers = self.build_handlers()
@@ -183,6 +188,7 @@ class Session(CommandSet):
         self.sqs[0] = sq
         self.db32[cq.head_index] = 0
         self.db32[sq.tail_index] = 0
+        self.db32[sq.flags_index] = abi.SQ_FLAG_NEED_WAKEUP
         self._rebuild_sq_list()
         self.ever_enabled = True
         self.pending_events.clear()
@@ -444,31 +450,65 @@ class Session(CommandSet):
     def _run(self) -> None:
         """Sleep on the kicks, process, then busy-poll the SQ tails for ``spin_ns`` after the last
         work (the spin phase processes straight from the doorbells, with no syscall per pass),
-        then drain + scan once more and sleep again."""
+        then drain + scan once more and sleep again.
+
+        NEED_WAKEUP (ABI 1.1): the SQ flags say NEED_WAKEUP except while the engine is awake.
+        Before sleeping it sets them, runs a full fence and scans the doorbells once more; a host
+        stores its tail, fences, then reads the flag. One of the two sees the other's store
+        (store-buffering / Dekker), so a doorbell is never left unseen with no kick coming."""
         epoll = self._epoll
         assert epoll is not None
+        fence = self._fence
+        flags_set = True  # new SQs start with NEED_WAKEUP; cleared once the engine runs
         timeout: float | None = 0
-        while not self._stopping:
-            ready = epoll.poll(timeout) if timeout != 0 else epoll.poll(0)
-            if self._stopping:
-                break
-            self._wake_pending = False
-            with self.lock:
-                # Drain every kick that fired BEFORE scanning the rings: a doorbell written after
-                # the drain comes with a fresh kick, so no wakeup is ever lost (pitfall 9).
-                for fd, _ in ready:
+        try:
+            while not self._stopping:
+                ready = epoll.poll(timeout) if timeout != 0 else epoll.poll(0)
+                if self._stopping:
+                    break
+                self._wake_pending = False
+                with self.lock:
+                    if flags_set and fence is not None:
+                        self._set_sq_flags(0)  # awake: hosts may skip the kick from now on
+                        flags_set = False
+                    # Drain every kick that fired BEFORE scanning the rings: a doorbell written
+                    # after the drain comes with a fresh kick, so no wakeup is lost (pitfall 9).
+                    for fd, _ in ready:
+                        try:
+                            os.read(fd, 8)
+                        except OSError:
+                            pass
+                    did = self._process() if self.running else False
+                    timeout = self._idle_timeout()
+                if did:
+                    if self.spin_ns:
+                        self._spin_phase()
+                    timeout = 0  # drain + scan once more before sleeping
+                    continue
+                if timeout != 0 and fence is not None:
+                    with self.lock:
+                        self._set_sq_flags(abi.SQ_FLAG_NEED_WAKEUP)
+                        flags_set = True
+                        fence()
+                        # The re-check after the fence: a tail stored before the host read the
+                        # flag as clear is seen here.
+                        did = self._process() if self.running else False
+                    if did:
+                        timeout = 0
+                        continue
+                self.stats["sleeps"] += 1
+        finally:
+            if fence is not None:  # no engine: hosts must kick (a restarted engine scans first)
+                with self.lock:
                     try:
-                        os.read(fd, 8)
-                    except OSError:
+                        self._set_sq_flags(abi.SQ_FLAG_NEED_WAKEUP)
+                    except (ValueError, TypeError):  # doorbell page already released
                         pass
-                did = self._process() if self.running else False
-                timeout = self._idle_timeout()
-            if did:
-                if self.spin_ns:
-                    self._spin_phase()
-                timeout = 0  # drain + scan once more before sleeping
-                continue
-            self.stats["sleeps"] += 1
+
+    def _set_sq_flags(self, value: int) -> None:
+        db = self.db32
+        for sq in self.sq_list:
+            db[sq.flags_index] = value
 
     def _spin_phase(self) -> None:
         """Busy-poll the SQ tail doorbells (no lock, no syscall while idle) and process what
