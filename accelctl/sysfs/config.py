@@ -9,7 +9,6 @@ cannot be decoded stays None and a note says why.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
 from accelctl.pci import regs
 from accelctl.sysfs.attrs import format_serial
@@ -26,63 +25,94 @@ _U32 = struct.Struct("<I")
 _HEADER = struct.Struct("<HH2xHI2xB")
 
 
-@dataclass(slots=True)
-class PcieCap:
-    offset: int
-    version: int
-    port_type: int
-    slot_implemented: bool
-    flr: bool | None = None
-    max_speed_gts: float | None = None
-    max_width: int | None = None
-    port_number: int | None = None
-    speed_gts: float | None = None
-    width: int | None = None
-    dll_link_active: bool | None = None
-    slot_number: int | None = None
-    hotplug_capable: bool | None = None
-    presence_detect: bool | None = None
-    supported_speeds_gts: tuple[float, ...] = ()
+class _Record:
+    """A plain slotted record with a dataclass-style repr.
+
+    The decoder's results are plain classes, not dataclasses: @dataclass compiles generated
+    source for every class at import, and this module is imported by every CLI run.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
 
 
-@dataclass(slots=True)
-class ConfigSpace:
+class PcieCap(_Record):
+    """The PCI Express capability: port type, link capability and status, slot."""
+
+    __slots__ = (
+        "offset", "version", "port_type", "slot_implemented", "flr", "max_speed_gts", "max_width",
+        "port_number", "speed_gts", "width", "dll_link_active", "slot_number", "hotplug_capable",
+        "presence_detect", "supported_speeds_gts",
+    )
+
+    def __init__(self, offset: int, version: int, port_type: int, slot_implemented: bool) -> None:
+        self.offset = offset
+        self.version = version
+        self.port_type = port_type
+        self.slot_implemented = slot_implemented
+        self.flr: bool | None = None
+        self.max_speed_gts: float | None = None
+        self.max_width: int | None = None
+        self.port_number: int | None = None
+        self.speed_gts: float | None = None
+        self.width: int | None = None
+        self.dll_link_active: bool | None = None
+        self.slot_number: int | None = None
+        self.hotplug_capable: bool | None = None
+        self.presence_detect: bool | None = None
+        self.supported_speeds_gts: tuple[float, ...] = ()
+
+
+class ConfigSpace(_Record):
     """What a config-space read told us. None means "could not be read", never "zero"."""
 
-    size: int
-    all_ones: bool = False
-    vendor_id: int | None = None
-    device_id: int | None = None
-    class_code: int | None = None
-    revision: int | None = None
-    subsystem_vendor_id: int | None = None
-    subsystem_id: int | None = None
-    header_type: int | None = None
-    multifunction: bool | None = None
-    has_cap_list: bool | None = None
-    primary_bus: int | None = None
-    secondary_bus: int | None = None
-    subordinate_bus: int | None = None
-    bridge_control: int | None = None
-    #: bridge windows (base, limit) inclusive; None when the window is disabled (limit < base)
-    mem_window: tuple[int, int] | None = None
-    pref_window: tuple[int, int] | None = None
-    #: standard caps walked completely (False: 64-byte read, truncated or a broken list)
-    caps_complete: bool = False
-    ext_caps_complete: bool = False
-    cap_ids: list[int] = field(default_factory=list)
-    ext_cap_ids: list[int] = field(default_factory=list)
-    pcie: PcieCap | None = None
-    dsn: str | None = None
-    acs_cap: int | None = None
-    acs_ctrl: int | None = None
-    aer_uncor_status: int | None = None
-    aer_cor_status: int | None = None
-    sriov_total_vfs: int | None = None
-    sriov_num_vfs: int | None = None
-    dpc_status: int | None = None
-    has_rebar: bool = False
-    notes: list[str] = field(default_factory=list)
+    __slots__ = (
+        "size", "all_ones", "vendor_id", "device_id", "class_code", "revision",
+        "subsystem_vendor_id", "subsystem_id", "header_type", "multifunction", "has_cap_list",
+        "primary_bus", "secondary_bus", "subordinate_bus", "bridge_control", "mem_window",
+        "pref_window", "caps_complete", "ext_caps_complete", "cap_ids", "ext_cap_ids", "pcie",
+        "dsn", "acs_cap", "acs_ctrl", "aer_uncor_status", "aer_cor_status", "sriov_total_vfs",
+        "sriov_num_vfs", "dpc_status", "has_rebar", "notes",
+    )
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.all_ones = False
+        self.vendor_id: int | None = None
+        self.device_id: int | None = None
+        self.class_code: int | None = None
+        self.revision: int | None = None
+        self.subsystem_vendor_id: int | None = None
+        self.subsystem_id: int | None = None
+        self.header_type: int | None = None
+        self.multifunction: bool | None = None
+        self.has_cap_list: bool | None = None
+        self.primary_bus: int | None = None
+        self.secondary_bus: int | None = None
+        self.subordinate_bus: int | None = None
+        self.bridge_control: int | None = None
+        #: bridge windows (base, limit) inclusive; None when the window is disabled (limit < base)
+        self.mem_window: tuple[int, int] | None = None
+        self.pref_window: tuple[int, int] | None = None
+        #: standard caps walked completely (False: 64-byte read, truncated or a broken list)
+        self.caps_complete = False
+        self.ext_caps_complete = False
+        self.cap_ids: list[int] = []
+        self.ext_cap_ids: list[int] = []
+        self.pcie: PcieCap | None = None
+        self.dsn: str | None = None
+        self.acs_cap: int | None = None
+        self.acs_ctrl: int | None = None
+        self.aer_uncor_status: int | None = None
+        self.aer_cor_status: int | None = None
+        self.sriov_total_vfs: int | None = None
+        self.sriov_num_vfs: int | None = None
+        self.dpc_status: int | None = None
+        self.has_rebar = False
+        self.notes: list[str] = []
 
 
 def _u8(data: bytes, off: int) -> int | None:
