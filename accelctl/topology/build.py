@@ -114,7 +114,7 @@ def build_topology(
         for fn in nodes.functions.values():
             fn.is_accelerator = matcher(fn)
         if names:
-            _apply_names(nodes.functions.values())
+            _apply_names(nodes.functions.values(), live=root.is_live)
         switches, cards = group_cards(nodes.functions, nodes.children)
     finally:
         if gc_was_enabled:
@@ -473,14 +473,22 @@ def _report_limited_config(configs: dict[str, ConfigSpace | None], warnings: lis
         )
 
 
-def _apply_names(functions: Iterable[PciFunction]) -> None:
+def _apply_names(functions: Iterable[PciFunction], *, live: bool = False) -> None:
+    """Names from pci.ids; on the live /sys, udev's hwdb names take precedence, as in lspci."""
     from accelctl.pci.names import PciIds
 
+    by_id = {fn.id: fn for fn in functions}
     ids = PciIds.load()
-    if ids is None:
-        return
-    for fn in functions:
-        if fn.vendor_id is not None:
-            fn.vendor_name = ids.vendor(fn.vendor_id)
-            if fn.device_id is not None:
-                fn.device_name = ids.device(fn.vendor_id, fn.device_id)
+    if ids is not None:
+        for fn in by_id.values():
+            if fn.vendor_id is not None:
+                fn.vendor_name = ids.vendor(fn.vendor_id)
+                if fn.device_id is not None:
+                    fn.device_name = ids.device(fn.vendor_id, fn.device_id)
+    if live:
+        from accelctl.platform.udev import udev_names
+
+        for fn_id, (vendor, model) in udev_names({i: fn.path for i, fn in by_id.items()}).items():
+            fn = by_id[fn_id]
+            fn.vendor_name = vendor or fn.vendor_name
+            fn.device_name = model or fn.device_name

@@ -44,3 +44,33 @@ def test_live_devices_and_ids_match_lspci():
         for fn in topo.functions.values()
     }
     assert got == expected
+
+
+@pytest.mark.skipif(
+    os.path.exists("/run/udev") or os.geteuid() != 0,
+    reason="needs root and no real udev database (the test writes a throwaway one)",
+)
+def test_live_names_come_from_the_udev_database_first(tmp_path, monkeypatch):
+    """A udev database entry (what systemd-udevd writes from hwdb) names a live device through
+    the real libudev, ahead of pci.ids; a device udev does not name keeps its pci.ids name."""
+    import shutil
+
+    monkeypatch.setenv("ACCELCTL_PCI_IDS", str(tmp_path / "empty.ids"))
+    (tmp_path / "empty.ids").write_text("")
+    from accelctl.pci.names import PciIds
+
+    PciIds._cache.clear()
+    first = sorted(os.listdir("/sys/bus/pci/devices"))[0]
+    data = "/run/udev/data"
+    os.makedirs(data)
+    try:
+        with open(f"{data}/+pci:{first}", "w") as f:
+            f.write("I:1\nE:ID_VENDOR_FROM_DATABASE=Udev Vendor Name\nE:ID_MODEL_FROM_DATABASE=Udev Model 42\n")
+        topo = build_topology("/sys")
+    finally:
+        shutil.rmtree("/run/udev")
+        PciIds._cache.clear()
+    fn = topo.functions[first]
+    assert (fn.vendor_name, fn.device_name) == ("Udev Vendor Name", "Udev Model 42")
+    others = [f for f in topo.functions.values() if f.id != first]
+    assert all(f.device_name is None for f in others)  # empty pci.ids, no udev entry
