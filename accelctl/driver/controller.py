@@ -383,10 +383,10 @@ class Controller:
                     f"or a reset cancels it", timeout_s=budget)
             waiter.sleep(min(deadline - now, 50_000_000) / 1e9)
             if waiter.woken:
-                for q in qps:
+                for q in qps:  # the command's own queue first: when that ends it, return
                     q.process_completions()
-                if req.state >= done:
-                    return
+                    if req.state >= done:
+                        return
             self.service()
             if req.state >= done:
                 return
@@ -432,6 +432,18 @@ class Controller:
                         f"it or a reset cancels it", timeout_s=(deadline - now) / 1e9)
                 return req.state >= done
 
+    _next_poll_service_ns = 0
+
+    def _poll_service(self, qp: QueuePair) -> None:
+        """Poll mode, once a millisecond: what ``_spin_for`` does on its 1 ms tick (admin
+        completions such as async events, control-socket / device-event hooks, timeouts), for
+        callers whose commands all end within ``execute``'s own short spin."""
+        self._next_poll_service_ns = time.monotonic_ns() + self._SERVICE_EVERY_NS
+        if qp is not self.admin:
+            self.admin.process_completions()
+        self.waiter.sleep(0)
+        self.service()
+
     def result_of(self, req: Request) -> Completion:
         """The completion of an ended request, or the typed error it ended with."""
         cpl = req.completion
@@ -474,6 +486,8 @@ class Controller:
                             break
                 if req.state < 3:
                     self.wait_for(qp, req, timeout_s)
+                elif time.monotonic_ns() >= self._next_poll_service_ns:
+                    self._poll_service(qp)
             else:
                 self.wait_for(qp, req, timeout_s)
         cpl = req.completion

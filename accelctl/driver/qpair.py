@@ -168,12 +168,25 @@ class QueuePair:
 
     def submit(self, req: Request, *, block: bool = True) -> Request:
         """Send one command (doorbell + kick now), or queue it in order behind others."""
-        self._accept(req)
-        if req.done:
-            return req
-        if self.state is QueueState.ENABLED and not self.queued and self._place(req, time.monotonic()):
-            self._ring()
-        elif not block:
+        if self.state is QueueState.ENABLED and not self.queued and req.state == 0 and req.qpair is None:
+            # The common case, _accept inlined (this runs once per sync command).
+            req.qpair = self
+            if req.timeout_s is None:
+                req.timeout_s = self.default_timeout_s
+            if req.buffers:
+                for buf in req.buffers:
+                    buf.acquire()
+            if self._place(req, time.monotonic()):
+                self._ring()
+                return req
+        else:
+            self._accept(req)
+            if req.done:
+                return req
+            if self.state is QueueState.ENABLED and not self.queued and self._place(req, time.monotonic()):
+                self._ring()
+                return req
+        if not block:
             for buf in req.buffers:
                 buf.release()
             req.qpair = None
@@ -315,20 +328,22 @@ class QueuePair:
             if self.queued:
                 self._resubmit_queued()  # e.g. held back by a reset that has finished since
             return 0
+        polled = False
+        if source != "cqe":
+            polled = source == "polled"
+            if not polled:
+                raise ValueError(f"completions reaped from the CQ have source 'cqe' or 'polled', not {source!r}")
         mem = cq.mem
         depth = cq.depth
         trackers = self.trackers
         slots = trackers.slots
         free_append = trackers.free.append
-        counters = trackers.counters
         capacity = trackers.capacity
         unpack = CQE_BODY.unpack_from
         sq = self.sq
-        polled = source == "polled"
-        if source != "cqe" and not polled:
-            raise ValueError(f"completions reaped from the CQ have source 'cqe' or 'polled', not {source!r}")
-        cap = self.reap_cap if max_completions <= 0 else min(max_completions, self.reap_cap)
+        cap = self.reap_cap
         done = 0
+        stale = 0
         reaped = 0
         self._in_completion = True
         try:
@@ -359,26 +374,30 @@ class QueuePair:
                     if req.buffers:
                         for buf in req.buffers:
                             buf.release()
-                    counters.completed += 1
-                    if polled:
-                        counters.completion_polled += 1
                     done += 1
                     callback = req.callback
                     if callback is not None:
                         callback(req)
                 else:
-                    counters.stale_cqe += 1
-                if reaped >= cap:
+                    stale += 1
+                if reaped >= cap:  # ring the CQ head doorbell at least every reap_cap entries
                     self._doorbells[self._cq_db] = head
                     reaped = 0
-                    if max_completions > 0 and done >= max_completions:
-                        break
+                if max_completions and done >= max_completions:
+                    break
         finally:
             self._in_completion = False
             if reaped:
                 self._doorbells[self._cq_db] = cq.head
-        if self.timeline:
-            self._trim_timeline()
+            counters = trackers.counters
+            counters.completed += done
+            if polled:
+                counters.completion_polled += done
+            if stale:
+                counters.stale_cqe += stale
+        timeline = self.timeline
+        while timeline and timeline[0].state >= 3:  # _trim_timeline, inlined
+            timeline.popleft()
         if self.queued:
             self._resubmit_queued()
         return done

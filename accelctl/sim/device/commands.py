@@ -49,6 +49,7 @@ AER_LIMIT = _cs(abi.CommandSpecificStatus.ASYNC_EVENT_REQUEST_LIMIT_EXCEEDED)
 NOT_CHANGEABLE = _cs(abi.CommandSpecificStatus.FEATURE_NOT_CHANGEABLE)
 
 _FILL_CHUNK = 1 << 20
+_U32_PACK = struct.Struct("<I").pack
 _MAX_QUEUE_ENTRIES = 4096
 _MAX_VECTORS = 64
 
@@ -218,11 +219,18 @@ class CommandSet:
         return OK
 
     def cmd_fill(self, sq: DeviceSQ, cmd: tuple[int, ...]) -> Outcome:
-        rng = self._dev_range(cmd)
-        if rng is None:
+        dev = cmd[SQE_CDW10] | (cmd[SQE_CDW11] << 32)
+        length = cmd[SQE_CDW12]
+        if dev + length > self.memory_size:
             return OUT_OF_RANGE
-        dev, length = rng
-        chunk = struct.pack("<I", cmd[SQE_CDW13]) * (min(length, _FILL_CHUNK) // 4 + 1)
+        counters = self.counters
+        if length <= 4096:  # small fills (the common case): one pattern, one store
+            if length:
+                self.memory[dev : dev + length] = (_U32_PACK(cmd[SQE_CDW13]) * ((length >> 2) + 1))[:length]
+            counters["write_commands"] += 1
+            counters["bytes_written"] += length
+            return OK
+        chunk = _U32_PACK(cmd[SQE_CDW13]) * (min(length, _FILL_CHUNK) // 4 + 1)
         end = dev + length
         while dev < end:
             n = min(end - dev, _FILL_CHUNK)
@@ -361,7 +369,10 @@ class CommandSet:
         new = DeviceSQ(qid, entries, view, mapping, cq)
         self.sqs[qid] = new
         self.db32[new.tail_index] = 0
-        self.db32[new.flags_index] = abi.SQ_FLAG_NEED_WAKEUP  # until the engine says it is awake
+        # NEED_WAKEUP unless this runs on the engine thread (then the engine is awake, and it
+        # sets the flag of every SQ, this one included, before it sleeps). A PASSTHRU create
+        # runs on the control thread while the engine may sleep: kicks needed.
+        self.db32[new.flags_index] = 0 if self.engine_awake_here() else abi.SQ_FLAG_NEED_WAKEUP  # type: ignore[attr-defined]
         self._rebuild_sq_list()  # type: ignore[attr-defined]
         return OK
 

@@ -92,6 +92,8 @@ class Session(CommandSet):
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._wake_pending = False
+        self._engine_ident = -1
+        self._flags_clear = False  # the engine cleared the SQ flags and has not set them since
         #: The full fence of the NEED_WAKEUP handshake; None where there is none (the SQ flags
         #: then always say NEED_WAKEUP and hosts always kick).
         self._fence = make_fence()
@@ -460,6 +462,7 @@ class Session(CommandSet):
         assert epoll is not None
         fence = self._fence
         flags_set = True  # new SQs start with NEED_WAKEUP; cleared once the engine runs
+        self._engine_ident = threading.get_ident()
         timeout: float | None = 0
         try:
             while not self._stopping:
@@ -471,6 +474,7 @@ class Session(CommandSet):
                     if flags_set and fence is not None:
                         self._set_sq_flags(0)  # awake: hosts may skip the kick from now on
                         flags_set = False
+                        self._flags_clear = True
                     # Drain every kick that fired BEFORE scanning the rings: a doorbell written
                     # after the drain comes with a fresh kick, so no wakeup is lost (pitfall 9).
                     for fd, _ in ready:
@@ -487,6 +491,7 @@ class Session(CommandSet):
                     continue
                 if timeout != 0 and fence is not None:
                     with self.lock:
+                        self._flags_clear = False
                         self._set_sq_flags(abi.SQ_FLAG_NEED_WAKEUP)
                         flags_set = True
                         fence()
@@ -500,10 +505,15 @@ class Session(CommandSet):
         finally:
             if fence is not None:  # no engine: hosts must kick (a restarted engine scans first)
                 with self.lock:
+                    self._flags_clear = False
                     try:
                         self._set_sq_flags(abi.SQ_FLAG_NEED_WAKEUP)
                     except (ValueError, TypeError):  # doorbell page already released
                         pass
+
+    def engine_awake_here(self) -> bool:
+        """True on the engine thread while it runs with the NEED_WAKEUP flags clear."""
+        return self._flags_clear and threading.get_ident() == self._engine_ident
 
     def _set_sq_flags(self, value: int) -> None:
         db = self.db32
@@ -516,8 +526,7 @@ class Session(CommandSet):
         thread wants the engine (``wake``), when delayed completions or async events are
         pending (their timers live in the sleeping loop) or when the controller stops."""
         perf = time.perf_counter_ns
-        spin_ns = self.spin_ns
-        until = perf() + spin_ns
+        until = perf() + self.spin_ns
         stats = self.stats
         while True:
             db = self.db32
@@ -540,7 +549,7 @@ class Session(CommandSet):
                 if self.held or (self.pending_events and self.aers):
                     return
             if did:
-                until = perf() + spin_ns
+                until = perf() + self.spin_ns  # re-read: DEVICE_POLL_US may have just changed
 
     def _idle_timeout(self) -> float | None:
         """How long the engine may sleep: until the next delayed completion, a short recheck while

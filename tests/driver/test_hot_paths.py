@@ -1,0 +1,152 @@
+"""The fast paths of submission and reaping behave like the general ones (order, exactly-once,
+queueing when trackers run out, timeouts, periodic service), and the NEED_WAKEUP handshake skips
+kicks only while the engine is awake, never losing a doorbell."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from accelctl.driver import abi
+from accelctl.driver import commands as cmd
+from accelctl.driver.notify import make_fence
+from accelctl.driver.session import Session
+
+HAVE_FENCE = make_fence() is not None
+
+
+def test_batch_beyond_the_trackers_queues_the_rest_in_order(endpoint: str) -> None:
+    with Session(endpoint) as dev:
+        q = dev.create_qpair(depth=8)  # 8 - reap cap 2 = 6 trackers
+        order: list[int] = []
+        reqs = q.submit_many([cmd.fill(i * 64, 64, i) for i in range(40)],
+                             callback=lambda r: order.append(r.user_data))
+        for i, r in enumerate(reqs):
+            r.user_data = i
+        assert len(q.qpair.queued) == 40 - q.qpair.trackers.capacity
+        deadline = time.monotonic() + 5
+        while q.outstanding and time.monotonic() < deadline:
+            dev.poll(0.05)
+        assert order == list(range(40))
+        assert all(r.completion is not None and r.completion.ok for r in reqs)
+        assert q.qpair.trackers.counters.submitted == 40 and q.qpair.trackers.counters.completed == 40
+        q.close()
+
+
+def test_a_batch_behind_queued_work_goes_after_it(endpoint: str) -> None:
+    with Session(endpoint) as dev:
+        q = dev.create_qpair(depth=8)
+        order: list[str] = []
+        first = q.submit_many([cmd.fill(0, 64, i) for i in range(10)], callback=lambda r: order.append("a"))
+        second = q.submit_many([cmd.fill(64, 64, i) for i in range(3)], callback=lambda r: order.append("b"))
+        while q.outstanding:
+            dev.poll(0.05)
+        assert order == ["a"] * 10 + ["b"] * 3
+        assert all(r.done for r in first + second)
+        q.close()
+
+
+def test_finished_commands_leave_the_timeout_timeline(endpoint: str) -> None:
+    """A finished request must not stay referenced until its deadline (seconds of garbage)."""
+    with Session(endpoint, io_timeout_s=30.0) as dev:
+        q = dev.queue
+        for i in range(300):
+            q.execute(cmd.fill(0, 64, i))
+        reqs = q.submit_many([cmd.fill(0, 64, i) for i in range(32)])
+        while q.outstanding:
+            dev.poll(0.05)
+        assert all(r.done for r in reqs)
+        assert len(q.qpair.timeline) == 0
+
+
+@pytest.mark.parametrize("mode", ["poll", "interrupt"])
+def test_fast_execute_still_services_async_events(endpoint: str, mode: str) -> None:
+    """Poll-mode execute ends within its own short spin; the 1 ms service tick (admin
+    completions such as async events, timeouts, device events) must still run."""
+    with Session(endpoint, wait=mode) as dev:
+        temp = dev.log_page("health")["temperature_k"]
+        dev.set_feature(abi.Feature.TEMPERATURE_THRESHOLD, temp - 1)  # over already: health event
+        deadline = time.monotonic() + 3
+        while not dev.controller.events and time.monotonic() < deadline:
+            dev.queue.execute(cmd.fill(0, 64, 1))  # only fast sync commands, no poll()/sleep
+        assert dev.controller.events and dev.controller.events[0] & 0x7 == abi.AsyncEventType.HEALTH
+        dev.set_feature(abi.Feature.TEMPERATURE_THRESHOLD, 358)
+
+
+@pytest.fixture(scope="module")
+def process_sim():  # type: ignore[no-untyped-def]
+    """A daemon in its own process: with an embedded one the engine thread shares this
+    process's GIL, so it can never spin while the host runs (and the races below never happen)."""
+    from ._sim import SimHarness
+
+    sim = SimHarness.process()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.mark.skipif(not HAVE_FENCE, reason="no full fence on this CPU: kicks are always sent")
+def test_kicks_are_skipped_while_the_engine_spins_and_sent_when_it_sleeps(ledger, process_sim) -> None:  # type: ignore[no-untyped-def]
+    with Session(process_sim.socket_path(), wait="poll") as dev:  # the device polls 200 us after work
+        assert abi.FEATURE_NEED_WAKEUP in dev.controller.caps["features"]
+        q = dev.queue
+        qp = q.qpair
+        for i in range(300):
+            q.execute(cmd.fill(0, 64, i))
+        assert qp.kicks_skipped > 0
+        # Idle: the engine sets NEED_WAKEUP before it sleeps; the next doorbell is kicked.
+        flags = abi.sq_flags_index(qp.qid)
+        deadline = time.monotonic() + 2
+        while not dev.controller.doorbells[flags] & abi.SQ_FLAG_NEED_WAKEUP and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert dev.controller.doorbells[flags] & abi.SQ_FLAG_NEED_WAKEUP
+        sent = qp.kicks_sent
+        assert q.execute(cmd.fill(0, 64, 1)).ok
+        assert qp.kicks_sent == sent + 1
+
+
+def test_need_wakeup_can_be_turned_off(endpoint: str) -> None:
+    with Session(endpoint, wait="poll", need_wakeup=False) as dev:
+        q = dev.queue
+        for i in range(100):
+            q.execute(cmd.fill(0, 64, i))
+        assert q.qpair.kicks_skipped == 0 and q.qpair.kicks_sent >= 100
+
+
+@pytest.mark.skipif(not HAVE_FENCE, reason="no full fence on this CPU")
+@pytest.mark.parametrize("mode", ["poll", "interrupt"])
+def test_no_lost_wakeup_against_a_device_process(ledger, process_sim, mode: str) -> None:  # type: ignore[no-untyped-def]
+    """The engine polls only 5 us after work, so submissions keep racing its way to sleep. A
+    doorbell it never saw would only be found by the timeout path (abort / reset)."""
+    rng = random.Random(7)
+    with Session(process_sim.socket_path(), wait=mode, io_timeout_s=2.0) as dev:
+        dev.set_feature(abi.Feature.DEVICE_POLL_US, 5)
+        q = dev.queue
+        for i in range(4000):
+            assert q.execute(cmd.fill((i % 64) * 64, 64, i), timeout=2.0).source == "cqe"
+            end = time.perf_counter() + rng.random() * 15e-6
+            while time.perf_counter() < end:
+                pass
+        c = dev.controller.counters
+        assert (c.timeouts, c.aborts_sent, c.resets) == (0, 0, 0)
+        assert q.qpair.kicks_sent > 0
+        assert q.qpair.trackers.counters.completion_polled == 0
+
+
+@pytest.mark.parametrize("length", [0, 4, 6, 64, 4095, 4096, 4097, (1 << 20) + 6])
+def test_fill_small_and_large(endpoint: str, length: int) -> None:
+    with Session(endpoint) as dev:
+        buf = dev.alloc_dma(max(length, 8) + 64)
+        try:
+            buf.view[:] = b"\xee" * len(buf.view)
+            dev.execute(cmd.write(0, buf, 0, len(buf.view)))  # known background
+            dev.execute(cmd.fill(0, length, 0x04030201))
+            dev.execute(cmd.read(0, buf, 0, len(buf.view)))
+            want = (bytes([1, 2, 3, 4]) * (length // 4 + 1))[:length]
+            assert bytes(buf.view[:length]) == want
+            assert bytes(buf.view[length:]) == b"\xee" * (len(buf.view) - length)
+        finally:
+            buf.close()
