@@ -8,7 +8,7 @@ from .iova import Mapping
 
 
 class DeviceCQ:
-    __slots__ = ("qid", "entries", "mem", "hwords", "mapping", "tail", "phase", "head_index",
+    __slots__ = ("qid", "entries", "mem", "hwords", "mapping", "tail", "phase", "head_index", "head_seen",
                  "vector", "irq_enabled", "sq_count", "irq_pending")
 
     def __init__(self, qid: int, entries: int, mem: memoryview, mapping: Mapping, vector: int,
@@ -21,6 +21,9 @@ class DeviceCQ:
         self.tail = 0
         self.phase = 1
         self.head_index = abi.cq_doorbell_index(qid)
+        #: The CQ head doorbell as last read: re-read only when the CQ looks full against it
+        #: (the real head is never behind it, so this never posts into a full CQ).
+        self.head_seen = 0
         self.vector = vector
         self.irq_enabled = irq_enabled
         self.sq_count = 0

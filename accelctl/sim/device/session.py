@@ -36,6 +36,9 @@ MAX_PENDING_EVENTS = 16
 #: While a CQ is full (a misbehaving host), re-check its head doorbell this often.
 STALL_RECHECK_S = 0.001
 ENGINE_JOIN_TIMEOUT_S = 5.0
+#: Idle doorbell looks (~0.15 us each) between two sched_yield() calls of a spinning engine.
+_SPIN_YIELD_EVERY = 64
+_YIELD = getattr(os, "sched_yield", None)
 
 
 class SessionError(OSError):
@@ -528,9 +531,11 @@ class Session(CommandSet):
         perf = time.perf_counter_ns
         until = perf() + self.spin_ns
         stats = self.stats
+        yield_every = _SPIN_YIELD_EVERY
         while True:
             db = self.db32
             found = False
+            spins = 0
             while not found:
                 if self._wake_pending or self._stopping:
                     return
@@ -541,6 +546,13 @@ class Session(CommandSet):
                 else:
                     if perf() >= until:
                         return
+                    spins += 1
+                    if spins >= yield_every and _YIELD is not None:
+                        # Every ~10 us idle: let a runnable thread have this CPU (the host on a
+                        # loaded 2-core machine, or the daemon's control thread waiting for
+                        # the GIL); returns at once when nothing else wants it.
+                        spins = 0
+                        _YIELD()
             stats["spin_hits"] += 1
             with self.lock:
                 if not self.running:
@@ -641,7 +653,7 @@ class Session(CommandSet):
         mem, entries, qid = sq.mem, sq.entries, sq.qid
         cq_mem, hwords, cq_entries = cq.mem, cq.hwords, cq.entries
         ctail, phase = cq.tail, cq.phase
-        cq_head = db[cq.head_index]
+        cq_head = cq.head_seen
         head = sq.head
         n = 0
         while head != tail:
@@ -649,7 +661,7 @@ class Session(CommandSet):
             if nxt == cq_entries:
                 nxt = 0
             if nxt == cq_head:
-                cq_head = db[cq.head_index]
+                cq_head = cq.head_seen = db[cq.head_index]
                 if nxt == cq_head:
                     break  # CQ full: stop fetching (flow control)
             cmd = unpack(mem, head * 64)
