@@ -95,6 +95,7 @@ class Session(CommandSet):
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._wake_pending = False
+        self._irq_dirty = False  # some CQ has irq_pending set
         self._engine_ident = -1
         self._flags_clear = False  # the engine cleared the SQ flags and has not set them since
         #: The full fence of the NEED_WAKEUP handshake; None where there is none (the SQ flags
@@ -684,8 +685,9 @@ class Session(CommandSet):
             n += 1
         sq.head = head
         cq.tail, cq.phase = ctail, phase
-        if n:
+        if n and cq.irq_enabled:  # a polled CQ (IEN=0) never interrupts
             cq.irq_pending = True
+            self._irq_dirty = True
         return n
 
     def _post(self, cq: DeviceCQ, sqhd: int, sqid: int, cid: int, status: int, result: int) -> None:
@@ -699,12 +701,16 @@ class Session(CommandSet):
             cq.phase ^= 1
         cq.tail = tail
         cq.irq_pending = True
+        self._irq_dirty = True
 
     def _cq_has_room(self, cq: DeviceCQ) -> bool:
         return (cq.tail + 1) % cq.entries != self.db32[cq.head_index]
 
     def _signal_irqs(self) -> None:
         """Coalesced interrupt: one eventfd write per CQ per pass."""
+        if not self._irq_dirty:
+            return
+        self._irq_dirty = False
         for cq in self.cqs.values():
             if cq.irq_pending:
                 cq.irq_pending = False
