@@ -4,8 +4,9 @@
 - ``poll``: spin on the rings in the caller's thread; ~1.7 us, burns a core.
 - ``hybrid``: spin for ``spin_us`` then sleep; ~2.5 us when the device is quick.
 
-The host kicks the device once per doorbell batch, always: an eventfd write costs ~0.25 us when
-nobody waits, and skipping it safely needs a store->load fence handshake (driver-core.md 2.3).
+The host kicks the device at most once per doorbell batch. With a device that offers
+NEED_WAKEUP (ABI 1.1) it skips the kick while the engine is awake; that needs the store->load
+fence handshake of driver-core.md 2.3 on both sides (``make_fence``), else it always kicks.
 The CQ eventfd is drained *before* scanning the ring, so a completion posted during the scan
 re-arms it instead of being lost (pitfall 9).
 """
