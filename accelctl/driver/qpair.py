@@ -348,6 +348,7 @@ class QueuePair:
         unpack = CQE_BODY.unpack_from
         sq = self.sq
         cap = self.reap_cap
+        limit = max_completions if max_completions > 0 else 1 << 62
         done = 0
         stale = 0
         reaped = self._cq_unrung  # consumed entries the CQ head doorbell does not show yet
@@ -362,8 +363,6 @@ class QueuePair:
                 if head == depth:
                     head = 0
                     phase ^= 1
-                cq.head = head
-                cq.phase = phase
                 reaped += 1
                 if sqhd < depth:
                     sq.head = sqhd
@@ -383,16 +382,22 @@ class QueuePair:
                     done += 1
                     callback = req.callback
                     if callback is not None:
+                        cq.head = head  # the ring as the callback may look at it
+                        cq.phase = phase
                         callback(req)
+                        head = cq.head  # a callback may have reset the rings
+                        phase = cq.phase
                 else:
                     stale += 1
                 if reaped >= cap:  # the CQ head doorbell, once per reap_cap consumed entries
                     self._doorbells[self._cq_db] = head
                     reaped = 0
-                if max_completions and done >= max_completions:
+                if done >= limit:
                     break
         finally:
             self._in_completion = False
+            cq.head = head
+            cq.phase = phase
             self._cq_unrung = reaped
             counters = trackers.counters
             counters.completed += done

@@ -150,3 +150,28 @@ def test_fill_small_and_large(endpoint: str, length: int) -> None:
             assert bytes(buf.view[length:]) == b"\xee" * (len(buf.view) - length)
         finally:
             buf.close()
+
+
+def test_a_callback_may_reset_the_controller_while_completions_are_reaped(endpoint: str) -> None:
+    """Reaping keeps the CQ position in locals; a callback that resets the controller re-creates
+    the rings under it, and reaping must go on from the new rings, not the old position."""
+    with Session(endpoint, io_timeout_s=5.0) as dev:
+        q = dev.queue
+        ended: list[str] = []
+        did_reset = [False]
+
+        def on_done(req) -> None:  # type: ignore[no-untyped-def]
+            ended.append(req.completion.source)
+            if not did_reset[0]:
+                did_reset[0] = True
+                dev.reset()
+
+        reqs = q.submit_many([cmd.fill(i * 64, 64, i) for i in range(16)], callback=on_done)
+        deadline = time.monotonic() + 5
+        while q.outstanding and time.monotonic() < deadline:
+            dev.poll(0.05)
+        assert all(r.done for r in reqs) and len(ended) == 16
+        assert dev.controller.counters.resets == 1
+        for i in range(50):  # the queue works on after the reset, from the new rings
+            assert q.execute(cmd.fill(0, 64, i)).ok
+        assert q.qpair.trackers.counters.stale_cqe == 0
