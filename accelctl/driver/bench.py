@@ -83,16 +83,22 @@ def measure_throughput(session: Session, seconds: float, batch: int = 32, inflig
     q = session.create_qpair(depth=max(256, batch * inflight_batches * 2))
     cmd = _small_command()
     done = [0]
+    failed = [0]
 
-    def on_done(_req: Any) -> None:
-        done[0] += 1
+    def on_done(req: Any) -> None:
+        # Only commands the device completed successfully count toward the rate.
+        cpl = req.completion
+        if cpl is not None and cpl.ok:
+            done[0] += 1
+        else:
+            failed[0] += 1
 
     batch_cmds = [cmd] * batch
     for _ in range(20):  # warm-up
         q.submit_many(batch_cmds, on_done)
         while q.outstanding:
             q.process_completions() or session.controller.waiter.sleep(0.01)
-    done[0] = 0
+    done[0] = failed[0] = 0
     cpu0, daemon0 = time.process_time(), _cpu_seconds(daemon_pid)
     clock = time.perf_counter_ns
     submit_ns = reap_ns = 0
@@ -130,6 +136,7 @@ def measure_throughput(session: Session, seconds: float, batch: int = 32, inflig
         "elapsed_s": round(elapsed, 3),
         "cmds_per_s": round(done[0] / elapsed),
         "completed": done[0],
+        "failed": failed[0],
         "batch": batch,
         "host_submit_us_per_cmd": round(submit_ns / 1000 / max(1, submitted), 3),
         "host_reap_us_per_cmd": round(reap_ns / 1000 / max(1, done[0]), 3),
@@ -275,7 +282,8 @@ def _run(root: Path, device: str | None, resolver: Resolver | None, seconds: flo
         "interrupt_p50_us": {"value": interrupt_latency["p50"], "max": TARGETS["interrupt_p50_us_max"],
                              "pass": interrupt_latency["p50"] <= TARGETS["interrupt_p50_us_max"]},
         "throughput_cmds_per_s": {"value": throughput["cmds_per_s"], "min": TARGETS["throughput_cmds_per_s_min"],
-                                  "pass": throughput["cmds_per_s"] >= TARGETS["throughput_cmds_per_s_min"]},
+                                  "pass": throughput["cmds_per_s"] >= TARGETS["throughput_cmds_per_s_min"]
+                                  and throughput["failed"] == 0},
     }
     return {
         "schema_version": SCHEMA_VERSION,
@@ -286,6 +294,7 @@ def _run(root: Path, device: str | None, resolver: Resolver | None, seconds: flo
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "sync_latency_us": {"interrupt": interrupt_latency, "poll": poll_latency},
         "throughput_cmds_per_s": throughput["cmds_per_s"],
+        "throughput_failed_cmds": throughput["failed"],
         "ioctl_baseline_cmds_per_s": ioctl["cmds_per_s"],
         "dma_write_gbs": dma["write"],
         "dma_read_gbs": dma["read"],

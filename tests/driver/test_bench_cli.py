@@ -1,0 +1,50 @@
+"""`accelctl bench` end to end: a real subprocess, a simulator daemon in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+
+def _bench(tmp_path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, ACCELCTL_RUNTIME_DIR=str(tmp_path / "run"))
+    return subprocess.run(
+        [sys.executable, "-m", "accelctl", "--fixture", "one-card", "bench",
+         "--seconds", "0.2", "--iterations", "200", *extra],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+
+
+def test_bench_json_reports_every_measure_and_honest_verdicts(tmp_path):
+    proc = _bench(tmp_path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["schema_version"] == 1 and r["daemon"] == "separate process"
+    for mode in ("interrupt", "poll"):
+        lat = r["sync_latency_us"][mode]
+        assert 0 < lat["p50"] <= lat["p99"] and lat["samples"] == 200
+    assert r["throughput_cmds_per_s"] > r["ioctl_baseline_cmds_per_s"] > 0
+    assert r["throughput_failed_cmds"] == 0  # every counted command completed successfully
+    for size in ("1MiB", "64MiB"):
+        assert r["dma_write_gbs"][size] > 0 and r["dma_read_gbs"][size] > 0 and r["memcpy_gbs"][size] > 0
+    assert set(r["targets"]) == {
+        "throughput_vs_ioctl", "dma_write_64mib_vs_memcpy", "dma_read_64mib_vs_memcpy",
+        "poll_p50_us", "interrupt_p50_us", "throughput_cmds_per_s",
+    }
+    for name, t in r["targets"].items():
+        bound_ok = t["value"] >= t["min"] if "min" in t else t["value"] <= t["max"]
+        assert t["pass"] == bound_ok, name
+    assert r["targets"]["poll_p50_us"]["value"] == r["sync_latency_us"]["poll"]["p50"]
+    assert r["all_targets_pass"] == all(t["pass"] for t in r["targets"].values())
+    # The daemon it started for the run is gone again.
+    assert not any((tmp_path / "run").glob("*/*.sock"))
+
+
+def test_bench_renders_for_people(tmp_path):
+    proc = _bench(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "sync latency" in proc.stdout and "targets:" in proc.stdout
+    assert proc.stdout.count("PASS") + proc.stdout.count("FAIL") == 6
