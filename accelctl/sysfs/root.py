@@ -26,7 +26,8 @@ class Unreadable(Exception):
     def __init__(self, err: OSError) -> None:
         super().__init__(err.strerror)
         self.errno = err.errno
-        self.permission = err.errno in (errno.EACCES, errno.EPERM)
+        #: What the topology records as the fact's "unknown" reason.
+        self.reason = "permission denied" if err.errno in (errno.EACCES, errno.EPERM) else err.strerror or str(err)
 
 
 def read_bytes(path: str, limit: int = MAX_ATTR_BYTES, *, dir_fd: int | None = None) -> bytes | None:
@@ -141,14 +142,6 @@ class SysfsRoot:
         """
         target = self.link_target(link_path)
         return target if target is not None and os.path.exists(target) else None
-
-    @staticmethod
-    def link_name(link_path: str, *, dir_fd: int | None = None) -> str | None:
-        """Basename of a symlink's target (driver, iommu_group), without requiring it to exist."""
-        try:
-            return os.path.basename(os.readlink(link_path, dir_fd=dir_fd).rstrip("/")) or None
-        except OSError:
-            return None
 
     def listdir(self, path: str) -> list[str]:
         """Names in a directory of the tree; [] when it is missing.

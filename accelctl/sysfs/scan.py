@@ -7,7 +7,6 @@ all is an error, because nothing downstream can do anything useful with it.
 
 from __future__ import annotations
 
-import errno
 import os
 from dataclasses import dataclass, field
 
@@ -65,9 +64,9 @@ LINK_ATTRS = ("driver", "iommu_group", "physfn")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_CLOEXEC
-_ROOT_PORT_TYPES = (0x4, 0xA)
+_ROOT_PORT_TYPES = (0x4, 0xA)  # PCIe root port, RC event collector
 _STANDARD_CONFIG_BYTES = 256
-_ALL_ONES_U32 = b"\xff\xff\xff\xff"  # PCIe root port, RC event collector
+_ALL_ONES_U32 = b"\xff\xff\xff\xff"
 _PCIE_CAP_ID = 0x10
 _AER_EXT_CAP_ID = 0x0001
 
@@ -169,7 +168,7 @@ def _find_device_dirs(root: SysfsRoot, warnings: list[ScanWarning]) -> list[tupl
     # once per device. Whether a target exists is learnt when its files are read (a broken link
     # then becomes a warning there), not with an extra stat per device here.
     try:
-        dfd = os.open(devices, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dfd = os.open(devices, _DIR_FLAGS)
     except OSError:
         dfd = None  # vanished or unreadable since the listing: plain paths still work or warn
     try:
@@ -297,7 +296,7 @@ def _read_function_at(
     try:
         fn.config = cfg = read_bytes("config", dir_fd=dfd)
     except Unreadable as err:
-        unreadable["config"] = str(err)
+        unreadable["config"] = err.reason
         cfg = None
     readlink = os.readlink
     for link in LINK_ATTRS:
@@ -326,20 +325,16 @@ def _read_function_at(
         except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as err:
-            unreadable[attr] = _unreadable_reason(err)
+            unreadable[attr] = Unreadable(err).reason
             continue
         try:
             data = read(fd, MAX_ATTR_BYTES)
         except OSError as err:
-            unreadable[attr] = _unreadable_reason(err)
+            unreadable[attr] = Unreadable(err).reason
             continue
         finally:
             close(fd)
         attrs[attr] = data.decode("utf-8", "replace").strip()
-
-
-def _unreadable_reason(err: OSError) -> str:
-    return "permission denied" if err.errno in (errno.EACCES, errno.EPERM) else err.strerror or str(err)
 
 
 def _pcie_port_type(cfg: bytes | None) -> int | None:
