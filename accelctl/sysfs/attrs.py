@@ -92,12 +92,14 @@ class Resource(NamedTuple):
         return bool(self.flags & IORESOURCE_MEM_64)
 
     def to_dict(self) -> dict[str, object]:
+        # Fields unpacked once, no property calls: `topology --json` makes thousands of these.
+        index, start, end, flags = self
         return {
-            "index": self.index,
-            "start": hex(self.start),
-            "size": self.size,
-            "prefetchable": self.prefetchable,
-            "is_64bit": self.is_64bit,
+            "index": index,
+            "start": hex(start),
+            "size": 0 if start == 0 and end == 0 else end - start + 1,
+            "prefetchable": bool(flags & IORESOURCE_PREFETCH),
+            "is_64bit": bool(flags & IORESOURCE_MEM_64),
         }
 
 

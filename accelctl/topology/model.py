@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from accelctl.pci.bdf import Bdf
-from accelctl.sysfs.attrs import IORESOURCE_MEM_64, IORESOURCE_PREFETCH, Resource
+from accelctl.sysfs.attrs import Resource
 
 
 class NodeKind(str, enum.Enum):
@@ -201,7 +201,7 @@ class PciFunction:
             "bus_range": None if sec is None else {"secondary": sec, "subordinate": self.subordinate_bus},
             "acs": self.acs.to_dict() if self.acs else None,
             "aer": self.aer,
-            "bars": _bar_dicts(self.bars),
+            "bars": [b.to_dict() for b in self.bars if b.size],
             "sriov": None if total_vfs is None else {"total_vfs": total_vfs, "num_vfs": self.sriov_num_vfs},
             "physfn": self.physfn,
             "accessible": self.accessible,
@@ -210,24 +210,6 @@ class PciFunction:
             "power_state": self.power_state,
             "unknown": sorted(self.unknown) if self.unknown else [],
         }
-
-
-def _bar_dicts(bars: tuple[Bar, ...]) -> list[dict[str, Any]]:
-    """[b.to_dict() for b in bars if b.size], without the property calls (see Resource)."""
-    out = []
-    for index, start, end, flags in bars:
-        if start == 0 and end == 0:
-            continue
-        size = end - start + 1
-        if size:
-            out.append({
-                "index": index,
-                "start": hex(start),
-                "size": size,
-                "prefetchable": bool(flags & IORESOURCE_PREFETCH),
-                "is_64bit": bool(flags & IORESOURCE_MEM_64),
-            })
-    return out
 
 
 @dataclass(slots=True)

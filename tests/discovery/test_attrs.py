@@ -50,6 +50,10 @@ def test_resource_endpoint_13_lines():
     assert bar1.size == 512 << 20 and bar1.prefetchable and bar1.is_64bit
     assert bar2.size == 0
     assert bar3.is_io and bar3.size == 0x80
+    # The JSON form (docs/json-schema.md), written out by hand from the table above.
+    assert bar1.to_dict() == {"index": 1, "start": "0x382000000000", "size": 512 << 20,
+                              "prefetchable": True, "is_64bit": True}
+    assert bar2.to_dict()["size"] == 0 and bar0.to_dict()["prefetchable"] is False
 
 
 def test_resource_bridge_17_lines_and_garbage():

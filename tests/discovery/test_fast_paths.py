@@ -53,14 +53,3 @@ def test_bdf_from_a_sysfs_name_equals_the_full_parser(dom, bus, dev, fn):
     if len(dom) == 4:  # the kernel's own "%04x:%02x:%02x.%d": the name is the canonical id
         assert str(Bdf.from_sysfs_name(name)) == name
 
-
-_U64 = st.integers(0, 2**64 - 1)
-
-
-@given(st.lists(st.tuples(_U64, _U64, st.integers(0, 2**32 - 1)), max_size=8))
-def test_bar_json_matches_the_resource_objects_own_view(lines):
-    from accelctl.sysfs.attrs import Resource
-    from accelctl.topology.model import _bar_dicts
-
-    bars = tuple(Resource(i, start, end, flags) for i, (start, end, flags) in enumerate(lines))
-    assert _bar_dicts(bars) == [b.to_dict() for b in bars if b.size]
