@@ -475,19 +475,13 @@ class Controller:
         """Submit one command and wait for it here (the public sync path: ``IoQueue.execute``).
 
         The same steps as ``submit`` + ``wait_for`` + ``result_of``; in poll mode it first spins
-        a little on the CQ phase bit itself, which is where a small command's answer is."""
+        a little on the CQ phase bit itself, which is where a small command's answer is, and
+        reaps its own entry there (``QueuePair.spin_reap_own``)."""
         req = Request(command.opcode, command.sqe, None, command.buffers, timeout_s)
         qp.submit(req)
         if req.state < 3:  # < RequestState.DONE
             if self._poll_mode:
-                cq = qp.cq
-                status_words = cq._status
-                for _ in range(self._QUICK_SPINS):
-                    if (status_words[cq.head * 8 + 7] & 1) == cq.phase:
-                        qp.process_completions()
-                        if req.state >= 3:
-                            break
-                if req.state < 3:
+                if not qp.spin_reap_own(req, self._QUICK_SPINS):
                     self.wait_for(qp, req, timeout_s)
                 elif time.monotonic_ns() >= self._next_poll_service_ns:
                     self._poll_service(qp)

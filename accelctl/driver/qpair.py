@@ -412,6 +412,71 @@ class QueuePair:
             self._resubmit_queued()
         return done
 
+    def spin_reap_own(self, req: Request, spins: int) -> bool:
+        """Poll mode's sync path: look at the CQ phase bit up to ``spins`` times; when the new
+        entry at the head is ``req``'s own completion, end ``req`` from it here. Returns whether
+        ``req`` has ended (False: the caller goes on with the general wait).
+
+        Why a second reaper: for one command in flight, ``process_completions`` spends more on
+        its set-up (reentrancy guard, irq drain, ~15 locals, counters, queued work) than on the
+        entry, about 1 us of a ~5 us round trip (docs/driver-core.md). This path takes exactly
+        one entry, and only when it is ``req``'s: the head holds it and ``req`` is in flight
+        under that CID, which by the tracker table's invariant makes this its first and only
+        end. Anything else (another command's entry first, a reaping callback further up the
+        stack) goes to ``process_completions``. The steps are the loop body of
+        ``process_completions``, for one entry: keep the two in step.
+        """
+        cq = self.cq
+        status_words = cq._status
+        phase = cq.phase
+        for _ in range(spins):
+            head = cq.head
+            word = status_words[head * 8 + 7]  # abi.CQE_STATUS_HWORD: status word first
+            if (word & 1) == phase:
+                break
+        else:
+            return False
+        cdw0, cdw1, sqhd, sqid, cid = CQE_BODY.unpack_from(cq.mem, head * 16)
+        if cid != req.cid or req.state >= 3 or self._in_completion:
+            self.process_completions()
+            return req.state >= 3
+        head += 1
+        if head == cq.depth:
+            head = 0
+            cq.phase = phase ^ 1
+        cq.head = head
+        if sqhd < cq.depth:
+            self.sq.head = sqhd
+        reaped = self._cq_unrung + 1
+        if reaped >= self.reap_cap:  # the CQ head doorbell, once per reap_cap consumed entries
+            self._doorbells[self._cq_db] = head
+            reaped = 0
+        self._cq_unrung = reaped
+        req.completion = Completion(word & 0xFFFE, cdw0 | (cdw1 << 32), sqhd, sqid, cid, "cqe")
+        req.state = 3  # RequestState.DONE
+        trackers = self.trackers
+        tag = req.tag
+        trackers.slots[tag] = None
+        trackers.free.append(tag)
+        req.tag = -1
+        if req.buffers:
+            for buf in req.buffers:
+                buf.release()
+        trackers.counters.completed += 1
+        callback = req.callback
+        if callback is not None:
+            self._in_completion = True  # as inside process_completions: a nested call reaps nothing
+            try:
+                callback(req)
+            finally:
+                self._in_completion = False
+        timeline = self.timeline
+        while timeline and timeline[0].state >= 3:  # _trim_timeline, inlined
+            timeline.popleft()
+        if self.queued:
+            self._resubmit_queued()
+        return True
+
     def _trim_timeline(self) -> None:
         """Drop ended requests from the front of the timeout timeline. Commands mostly end in
         order, so this keeps it as short as what is in flight; without it every request would

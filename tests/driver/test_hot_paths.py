@@ -175,3 +175,77 @@ def test_a_callback_may_reset_the_controller_while_completions_are_reaped(endpoi
         for i in range(50):  # the queue works on after the reset, from the new rings
             assert q.execute(cmd.fill(0, 64, i)).ok
         assert q.qpair.trackers.counters.stale_cqe == 0
+
+
+class _CountingReaps:
+    """Counts calls of the general reaper, to tell which path ended a sync command."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from accelctl.driver.qpair import QueuePair
+
+        self.calls = 0
+        general = QueuePair.process_completions
+
+        def counted(qp, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self.calls += 1
+            return general(qp, *args, **kwargs)
+
+        monkeypatch.setattr(QueuePair, "process_completions", counted)
+
+
+def test_poll_execute_reaps_its_own_entry_across_ring_wraps(ledger, process_sim, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Poll-mode execute ends its command from its own CQE at the head (no general reap), and
+    the ring state stays right over many phase wraps of a small queue: every command ends once,
+    the CQ head doorbell is never more than reap_cap entries behind, the SQ head follows."""
+    reaps = _CountingReaps(monkeypatch)
+    with Session(process_sim.socket_path(), wait="poll") as dev:
+        q = dev.create_qpair(depth=8)
+        qp = q.qpair
+        for i in range(200):  # 25 wraps of an 8-entry ring
+            cpl = q.execute(cmd.fill((i % 16) * 64, 64, i))
+            assert cpl.ok and cpl.source == "cqe"
+            assert 0 <= qp._cq_unrung < qp.reap_cap
+            rung = dev.controller.doorbells[abi.cq_doorbell_index(qp.qid)]
+            assert (qp.cq.head - rung) % qp.depth == qp._cq_unrung
+            assert qp.sq.head == qp.sq.tail  # the device reported every entry consumed
+        c = qp.trackers.counters
+        assert (c.submitted, c.completed, c.stale_cqe) == (200, 200, 0)
+        assert qp.trackers.outstanding == 0 and not qp.timeline
+        assert reaps.calls < 100, "the general reaper ended most sync commands"
+        # The device memory really took the fills.
+        assert dev.read_memory(7 * 64, 4) == (199).to_bytes(4, "little")  # 199 % 16 == 7
+        assert dev.read_memory(15 * 64, 4) == (191).to_bytes(4, "little")
+        q.close()
+
+
+def test_poll_execute_behind_async_commands_ends_them_first_in_order(ledger, process_sim) -> None:  # type: ignore[no-untyped-def]
+    """The entry at the head is another command's: the general reaper takes over, so earlier
+    commands' callbacks run (once, in order) before execute returns."""
+    with Session(process_sim.socket_path(), wait="poll") as dev:
+        q = dev.queue
+        for rnd in range(20):
+            order: list[int] = []
+            reqs = q.submit_many([cmd.fill(i * 64, 64, i) for i in range(5)], callback=lambda r: order.append(r.user_data))
+            for i, r in enumerate(reqs):
+                r.user_data = i
+            assert q.execute(cmd.fill(512, 64, rnd)).ok
+            assert order == [0, 1, 2, 3, 4], order
+            assert all(r.completion is not None and r.completion.ok for r in reqs)
+        c = q.qpair.trackers.counters
+        assert (c.submitted, c.completed) == (120, 120)
+
+
+def test_poll_execute_counts_a_duplicate_completion_as_stale(ledger, process_sim) -> None:  # type: ignore[no-untyped-def]
+    """A duplicate CQE lands behind the original: the in-place reap takes the original, the next
+    command finds the duplicate at the head (not its own) and the general reaper drops it."""
+    ledger.allow_stale_cqe = True
+    with Session(process_sim.socket_path(), wait="poll") as dev:
+        q = dev.queue
+        q.execute(cmd.flush())
+        process_sim.add_fault(kind="duplicate_cqe", opcode=abi.IoOpcode.FILL, count=3)
+        for i in range(10):
+            assert q.execute(cmd.fill(0, 64, i)).ok
+        q.execute(cmd.flush())
+        c = q.qpair.trackers.counters
+        assert c.stale_cqe == 3 and c.completed == c.submitted == 12
+    process_sim.clear_faults()
