@@ -23,6 +23,13 @@ def test_bench_json_reports_every_measure_and_honest_verdicts(tmp_path):
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert r["schema_version"] == 1 and r["daemon"] == "separate process"
+    floor = r["platform"]
+    assert 0 < floor["spin_round_trip_us"] < r["sync_latency_us"]["poll"]["p50"]
+    assert floor["eventfd_wakeup_us"] > 0 and floor["samples"] > 0
+    assert floor["steal_pct"] is None or 0 <= floor["steal_pct"] <= 100
+    above = r["where_time_goes"]
+    assert above["poll_p50_above_spin_floor_us"] == round(
+        r["sync_latency_us"]["poll"]["p50"] - floor["spin_round_trip_us"], 2)
     for mode in ("interrupt", "poll"):
         lat = r["sync_latency_us"][mode]
         assert 0 < lat["p50"] <= lat["p99"] and lat["samples"] == 200
@@ -46,5 +53,5 @@ def test_bench_json_reports_every_measure_and_honest_verdicts(tmp_path):
 def test_bench_renders_for_people(tmp_path):
     proc = _bench(tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "sync latency" in proc.stdout and "targets:" in proc.stdout
+    assert "sync latency" in proc.stdout and "targets:" in proc.stdout and "eventfd wake-up" in proc.stdout
     assert proc.stdout.count("PASS") + proc.stdout.count("FAIL") == 6
