@@ -98,8 +98,11 @@ class QueuePair:
 
     # -- submission -------------------------------------------------------------------------
 
-    def _place(self, req: Request, now: float) -> bool:
-        """Write ``req`` into the SQ if a tracker and a slot are free. No doorbell.
+    def _place(self, req: Request, now: float, publish: bool = False) -> bool:
+        """Write ``req`` into the SQ if a tracker and a slot are free. No kick; with ``publish``
+        the new tail is stored in the SQ doorbell at once, before the host-only bookkeeping, so
+        the device starts on the command while the host finishes it (``_ring`` then stores the
+        same tail again and does the NEED_WAKEUP handshake).
 
         (SubmissionRing.free_slots / advance and TrackerTable.assign, inlined: this runs once
         per command.)"""
@@ -120,7 +123,9 @@ class QueuePair:
         sq.mem[off:off + 64] = req.sqe
         self._sq_u16[(off >> 1) + _SQE_CID_HWORD] = cid
         tail += 1
-        sq.tail = 0 if tail == depth else tail
+        sq.tail = tail = 0 if tail == depth else tail
+        if publish:
+            self._doorbells[self._sq_db] = tail
         req.state = 1  # RequestState.INFLIGHT
         trackers.counters.submitted += 1
         if req.timeout_s is not None:
@@ -182,7 +187,7 @@ class QueuePair:
             if req.buffers:
                 for buf in req.buffers:
                     buf.acquire()
-            if self._place(req, time.monotonic()):
+            if self._place(req, time.monotonic(), True):
                 self._ring()
                 return req
         else:
