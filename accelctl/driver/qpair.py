@@ -334,10 +334,8 @@ class QueuePair:
         head = cq.head
         phase = cq.phase
         if (status_words[head * 8 + 7] & 1) != phase:  # nothing new: the common poll answer
-            if self.timeline:
-                self._trim_timeline()
-            if self.queued:
-                self._resubmit_queued()  # e.g. held back by a reset that has finished since
+            if self.timeline or self.queued:
+                self._after_reap()  # e.g. queued work held back by a reset that has finished since
             return 0
         polled = False
         if source != "cqe":
@@ -410,11 +408,7 @@ class QueuePair:
                 counters.completion_polled += done
             if stale:
                 counters.stale_cqe += stale
-        timeline = self.timeline
-        while timeline and timeline[0].state >= 3:  # _trim_timeline, inlined
-            timeline.popleft()
-        if self.queued:
-            self._resubmit_queued()
+        self._after_reap()
         return done
 
     def spin_reap_own(self, req: Request, spins: int) -> bool:
@@ -475,20 +469,19 @@ class QueuePair:
                 callback(req)
             finally:
                 self._in_completion = False
-        timeline = self.timeline
-        while timeline and timeline[0].state >= 3:  # _trim_timeline, inlined
-            timeline.popleft()
-        if self.queued:
-            self._resubmit_queued()
+        self._after_reap()
         return True
 
-    def _trim_timeline(self) -> None:
-        """Drop ended requests from the front of the timeout timeline. Commands mostly end in
-        order, so this keeps it as short as what is in flight; without it every request would
-        stay referenced until its deadline passed (seconds of garbage for the cyclic GC)."""
+    def _after_reap(self) -> None:
+        """After reaping: drop ended requests from the front of the timeout timeline, then move
+        queued work onto the freed trackers. Commands mostly end in order, so the trim keeps the
+        timeline as short as what is in flight; without it every request would stay referenced
+        until its deadline passed (seconds of garbage for the cyclic GC)."""
         timeline = self.timeline
         while timeline and timeline[0].state >= 3:
             timeline.popleft()
+        if self.queued:
+            self._resubmit_queued()
 
     # -- timeouts and recovery (driven by the controller) ------------------------------------
 
