@@ -101,8 +101,8 @@ class QueuePair:
     def _place(self, req: Request, now: float, publish: bool = False) -> bool:
         """Write ``req`` into the SQ if a tracker and a slot are free. No kick; with ``publish``
         the new tail is stored in the SQ doorbell at once, before the host-only bookkeeping, so
-        the device starts on the command while the host finishes it (``_ring`` then stores the
-        same tail again and does the NEED_WAKEUP handshake).
+        the device starts on the command while the host finishes it (then ``_ring(False)`` does
+        only the NEED_WAKEUP handshake).
 
         (SubmissionRing.free_slots / advance and TrackerTable.assign, inlined: this runs once
         per command.)"""
@@ -133,15 +133,17 @@ class QueuePair:
             self.timeline.append(req)
         return True
 
-    def _ring(self) -> None:
-        """Publish the SQ tail; kick the engine unless NEED_WAKEUP says it is awake.
+    def _ring(self, store_tail: bool = True) -> None:
+        """Publish the SQ tail; kick the engine unless NEED_WAKEUP says it is awake. With
+        ``store_tail`` False the tail is already in the doorbell (``_place(publish=True)``).
 
         Without the handshake (``_fence`` None: a 1.0 device, or no fence on this CPU) the kick
         is always sent. With it: store the tail, full fence, read the SQ flags; the engine sets
         the flag, fences and re-scans the doorbells before it sleeps, so skipping the kick when
         the flag is clear cannot leave the doorbell unseen (driver-core.md 2.3)."""
         doorbells = self._doorbells
-        doorbells[self._sq_db] = self.sq.tail
+        if store_tail:
+            doorbells[self._sq_db] = self.sq.tail
         fence = self._fence
         if fence is not None:
             fence()
@@ -188,7 +190,7 @@ class QueuePair:
                 for buf in req.buffers:
                     buf.acquire()
             if self._place(req, time.monotonic(), True):
-                self._ring()
+                self._ring(False)
                 return req
         else:
             self._accept(req)
