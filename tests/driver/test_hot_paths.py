@@ -178,7 +178,9 @@ def test_a_callback_may_reset_the_controller_while_completions_are_reaped(endpoi
 
 
 class _CountingReaps:
-    """Counts calls of the general reaper, to tell which path ended a sync command."""
+    """Counts calls of the general reaper on IO queues (qid > 0), to tell which path ended a
+    sync command. Admin reaps (the 1 ms poll service) are not counted: how many there are
+    depends on how fast the machine runs, not on what the code does."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         from accelctl.driver.qpair import QueuePair
@@ -187,7 +189,8 @@ class _CountingReaps:
         general = QueuePair.process_completions
 
         def counted(qp, *args, **kwargs):  # type: ignore[no-untyped-def]
-            self.calls += 1
+            if qp.qid:
+                self.calls += 1
             return general(qp, *args, **kwargs)
 
         monkeypatch.setattr(QueuePair, "process_completions", counted)
@@ -198,6 +201,13 @@ def test_poll_execute_reaps_its_own_entry_across_ring_wraps(ledger, process_sim,
     the ring state stays right over many phase wraps of a small queue: every command ends once,
     the CQ head doorbell is never more than reap_cap entries behind, the SQ head follows."""
     reaps = _CountingReaps(monkeypatch)
+    # The quick spin is bounded by a count, not a time: made effectively unbounded here, the
+    # in-place reaper always sees its own entry arrive, however slow or busy the machine is (on
+    # a loaded 2-core machine 256 spins often run out first and the general reaper takes over,
+    # which is correct behaviour but not what this test is about).
+    from accelctl.driver.controller import Controller
+
+    monkeypatch.setattr(Controller, "_QUICK_SPINS", 1 << 40)
     with Session(process_sim.socket_path(), wait="poll") as dev:
         q = dev.create_qpair(depth=8)
         qp = q.qpair
@@ -211,7 +221,7 @@ def test_poll_execute_reaps_its_own_entry_across_ring_wraps(ledger, process_sim,
         c = qp.trackers.counters
         assert (c.submitted, c.completed, c.stale_cqe) == (200, 200, 0)
         assert qp.trackers.outstanding == 0 and not qp.timeline
-        assert reaps.calls < 100, "the general reaper ended most sync commands"
+        assert reaps.calls == 0, "the general reaper ended a sync command whose own entry was at the head"
         # The device memory really took the fills.
         assert dev.read_memory(7 * 64, 4) == (199).to_bytes(4, "little")  # 199 % 16 == 7
         assert dev.read_memory(15 * 64, 4) == (191).to_bytes(4, "little")
