@@ -161,6 +161,20 @@ class ActionRefusedError(AccelError):
     """An action (reset, write) was refused before anything was touched."""
 
 
+class UnsafePathError(ActionRefusedError):
+    """A directory or file we would keep private state in is not ours alone (another user
+    created it, could write it, or put a link there): refused, never followed or repaired."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(
+            f"refusing to use {self.path}: {reason}",
+            hint="point ACCELCTL_RUNTIME_DIR (or XDG_RUNTIME_DIR) at a directory only you can write, "
+            "or remove this one if you did not make it",
+        )
+
+
 class DriverError(AccelError):
     """The driver core or the device failed."""
 

@@ -20,6 +20,16 @@ def _isolated_env(monkeypatch, tmp_path_factory):
         monkeypatch.delenv(var, raising=False)
 
 
+def pytest_collection_modifyitems(config, items):
+    # `long` tests (minutes of adversarial load) run only when asked for: -m long.
+    if "long" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="long: run with  python3 -m pytest -m long tests/adversarial")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
+
+
 def lspci_available() -> bool:
     return shutil.which("lspci") is not None
 

@@ -16,6 +16,7 @@ import errno
 import os
 import select
 import socket
+import struct
 import time
 from collections.abc import Sequence
 
@@ -23,6 +24,7 @@ from accelctl.driver import abi
 from accelctl.errors import BackendError, DeviceRemovedError
 
 _MAX_FDS = 16
+_PEERCRED = struct.Struct("3i")
 _FD_SPACE = socket.CMSG_SPACE(_MAX_FDS * array.array("i").itemsize)
 
 
@@ -66,12 +68,27 @@ class ControlChannel:
         except OSError as exc:
             self._sock.close()
             raise DeviceRemovedError(f"cannot connect to the device at {path}: {exc.strerror}") from exc
+        self._check_server()
         self._next_id = 1
         self._poll = select.poll()
         self._poll.register(self._sock, select.POLLIN)
         self.closed = False
         #: Unsolicited messages (device events) received while waiting for a reply.
         self.events: list[tuple[int, bytes]] = []
+
+    def _check_server(self) -> None:
+        """The driver at the other end runs as root or as us: a socket another user's process
+        serves (a squatted runtime directory) never gets our data (security.md)."""
+        try:
+            _pid, uid, _gid = _PEERCRED.unpack(
+                self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+        except OSError:
+            return  # not a Unix socket with credentials (cannot happen for AF_UNIX)
+        if uid not in (0, os.geteuid()):
+            self._sock.close()
+            err = BackendError(f"refusing the device at {self.path}: it is served by uid {uid}, not by root or us")
+            err.errno = errno.EACCES
+            raise err
 
     def fileno(self) -> int:
         return self._sock.fileno()

@@ -1,8 +1,11 @@
 """Running the device simulator for a fixture: embedded (a thread) or as a separate process.
 
 Everything for one fixture lives in an instance directory under the runtime dir
-(``$ACCELCTL_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/accelctl``, else ``/tmp/accelctl-<uid>``),
-keyed by a hash of the realpath of the fixture's sysfs root:
+(``$ACCELCTL_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/accelctl``, else ``$TMPDIR/accelctl-<uid>``
+with ``/tmp`` as the default ``$TMPDIR``), keyed by a hash of the realpath of the fixture's sysfs
+root. Both directories must be ours alone (``private_dir``: owner, mode 0700, no foreign link or
+writable directory on the way); one that is not is refused with UnsafePathError, never used.
+Files in them are opened without following links:
 
     <runtime>/<hash>/daemon.pid     JSON {pid, mode, root, sockets}; flock-held while a daemon lives
     <runtime>/<hash>/<bdf>.sock     one SOCK_SEQPACKET socket per endpoint
@@ -21,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from accelctl.errors import BackendError
+from accelctl.sim.private_dir import open_private_file, private_dir, read_private_file
 
 RUNTIME_DIR_ENV = "ACCELCTL_RUNTIME_DIR"
 PIDFILE = "daemon.pid"
@@ -64,13 +69,22 @@ class SimulatorStatus:
 
 
 def runtime_dir() -> Path:
+    """The runtime directory, created if missing and checked to be ours alone.
+
+    Raises:
+        UnsafePathError: it (or the way to it) is not private to us: refused, never used.
+    """
+    return private_dir(_runtime_base())
+
+
+def _runtime_base() -> Path:
     env = os.environ.get(RUNTIME_DIR_ENV)
     if env:
         return Path(env)
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
         return Path(xdg) / "accelctl"
-    return Path(f"/tmp/accelctl-{os.getuid()}")
+    return Path(tempfile.gettempdir()) / f"accelctl-{os.geteuid()}"
 
 
 def _root_path(root: Any) -> Path:
@@ -78,9 +92,14 @@ def _root_path(root: Any) -> Path:
     return Path(os.path.realpath(os.fspath(path)))
 
 
+def instance_key(root: Any) -> str:
+    """The name of ``root``'s instance directory inside the runtime dir."""
+    return hashlib.sha256(os.fsencode(_root_path(root))).hexdigest()[:16]
+
+
 def instance_dir(root: Any) -> Path:
-    digest = hashlib.sha256(os.fsencode(_root_path(root))).hexdigest()[:16]
-    return runtime_dir() / digest
+    """``root``'s instance directory (not created; checked to be ours when it exists)."""
+    return private_dir(runtime_dir() / instance_key(root), create=False)
 
 
 def socket_path(root: Any, bdf: str) -> Path:
@@ -92,9 +111,7 @@ def state_dir(root: Any) -> Path:
 
 
 def _prepare_instance_dir(root: Any) -> Path:
-    d = instance_dir(root)
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return d
+    return private_dir(runtime_dir() / instance_key(root))
 
 
 # --- the instance lock ------------------------------------------------------------------------------
@@ -105,7 +122,7 @@ class _InstanceLock:
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / PIDFILE
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.fd = open_private_file(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -132,15 +149,15 @@ class _InstanceLock:
 
 def _read_pidfile(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text() or "{}")
-    except (OSError, ValueError):
+        data = json.loads(read_private_file(path) or b"{}")
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def _lock_is_held(path: Path) -> bool:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = open_private_file(path, os.O_RDONLY)
     except FileNotFoundError:
         return False
     try:
@@ -268,19 +285,19 @@ def start_process(root: Any, *, faults: list[dict[str, Any]] | None = None, spin
         cmd += ["--memory-cap", str(memory_cap)]
     for spec in faults or ():
         cmd += ["--fault", json.dumps(spec)]
-    log = open(d / LOGFILE, "ab")  # noqa: SIM115 - handed to the child
+    log = open_private_file(d / LOGFILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # handed to the child
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                                 env={**os.environ, "PYTHONPATH": _pythonpath()})
     finally:
-        log.close()
+        os.close(log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         st = status(root)
         if st.running and st.pid == proc.pid and st.sockets and all(Path(p).exists() for p in st.sockets.values()):
             return st
         if proc.poll() is not None:
-            tail = (d / LOGFILE).read_text(errors="replace")[-2000:]
+            tail = read_private_file(d / LOGFILE, limit=2000, tail=True).decode(errors="replace")
             raise SimulatorError(f"simulator exited with status {proc.returncode}: {tail.strip()}")
         time.sleep(0.02)
     proc.kill()

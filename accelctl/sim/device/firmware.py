@@ -19,6 +19,8 @@ from typing import Any
 
 from accelctl.driver import abi
 
+from accelctl.sim.private_dir import open_private_file, read_private_file
+
 from .config import EndpointConfig
 
 TEMPERATURE_K = 318  # 45 C at idle
@@ -39,13 +41,14 @@ class Firmware:
         self.bdf = config.bdf
         self.memory_size = config.memory_size
         self.lock = threading.Lock()  # guards logs, features and persistent state (not memory)
-        self._state_path: Path | None = None
-        self._mem_file: int | None = None
+        #: The state directory, opened once: every state file is opened relative to it, without
+        #: following a link (security.md: a planted link must not redirect our writes).
+        self._state_dir_fd: int | None = None
+        self._state_name = config.bdf.replace(":", "_")
         if state_dir is not None:
-            state_dir.mkdir(parents=True, exist_ok=True)
-            safe = config.bdf.replace(":", "_")
-            self._state_path = state_dir / f"{safe}.json"
-            fd = os.open(state_dir / f"{safe}.mem", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._state_dir_fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = open_private_file(f"{self._state_name}.mem", os.O_RDWR | os.O_CREAT, dir_fd=self._state_dir_fd)
             try:
                 if os.fstat(fd).st_size != self.memory_size:
                     os.ftruncate(fd, self.memory_size)  # sparse: costs no disk until written
@@ -93,6 +96,9 @@ class Firmware:
             return self.reset_gen
 
     def close(self) -> None:
+        if self._state_dir_fd is not None:
+            os.close(self._state_dir_fd)
+            self._state_dir_fd = None
         self.memory.release()
         try:
             self._mmap.close()
@@ -191,21 +197,50 @@ class Firmware:
     # --- persistence -------------------------------------------------------------------------------
 
     def _load_persistent(self) -> None:
-        if self._state_path is None or not self._state_path.exists():
+        if self._state_dir_fd is None:
             return
         try:
-            data = json.loads(self._state_path.read_text())
-        except (OSError, ValueError):
+            data = json.loads(read_private_file(f"{self._state_name}.json", dir_fd=self._state_dir_fd))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, RecursionError):
             return  # a corrupt state file is treated as a fresh device, as firmware would
         if isinstance(data, dict):
-            self.persistent.update({k: data[k] for k in ("logical_address", "serial", "power_cycles") if k in data})
+            self.persistent.update(_valid_persistent(data))
 
     def _save_persistent(self) -> None:
-        if self._state_path is None:
+        if self._state_dir_fd is None:
             return
-        tmp = self._state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.persistent, sort_keys=True))
-        os.replace(tmp, self._state_path)
+        tmp, final = f"{self._state_name}.tmp", f"{self._state_name}.json"
+        try:
+            os.unlink(tmp, dir_fd=self._state_dir_fd)  # a leftover (or a planted link) goes
+        except FileNotFoundError:
+            pass
+        fd = open_private_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dir_fd=self._state_dir_fd)
+        try:
+            os.write(fd, json.dumps(self.persistent, sort_keys=True).encode())
+        finally:
+            os.close(fd)
+        os.replace(tmp, final, src_dir_fd=self._state_dir_fd, dst_dir_fd=self._state_dir_fd)
+
+
+def valid_serial(value: object) -> bool:
+    """A serial the identify pages can carry: printable ASCII, at most 32 characters."""
+    return isinstance(value, str) and 0 < len(value) <= 32 and value.isascii() and value.isprintable()
+
+
+def _valid_persistent(data: dict[str, Any]) -> dict[str, Any]:
+    """The well-typed facts of a state file; a value of the wrong type or range is dropped (the
+    file may be from an older version, or written by a bug: it must not break IDENTIFY forever)."""
+    out: dict[str, Any] = {}
+    la, serial, cycles = data.get("logical_address"), data.get("serial"), data.get("power_cycles")
+    if type(la) is int and 0 <= la <= 0xFFFFFFFF:
+        out["logical_address"] = la
+    if serial is None or valid_serial(serial):
+        out["serial"] = serial
+    if type(cycles) is int and 0 <= cycles < 1 << 62:
+        out["power_cycles"] = cycles
+    return out
 
 
 def _optional_io_bitmap() -> int:
