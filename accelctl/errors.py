@@ -123,6 +123,22 @@ class InvalidAddressError(AccelError, ValueError):
         )
 
 
+class InvalidAcceleratorIdError(AccelError, ValueError):
+    """An ``--accel-id`` / $ACCELCTL_ACCEL_IDS entry is not in the documented syntax."""
+
+    def __init__(self, text: str, reason: str = "") -> None:
+        self.text = text
+        self.reason = reason
+        msg = f"not an accelerator id: {text!r}"
+        if reason:
+            msg += f" ({reason})"
+        super().__init__(
+            msg,
+            hint="accelerator ids are VVVV:DDDD, VVVV:* or class:CC[SS[PP]] (hex), comma-separated, "
+            "e.g. --accel-id 1bcf:001c,15b3:*,class:0b40 (docs/accelerators.md)",
+        )
+
+
 class InvalidRequestError(AccelError, ValueError):
     """A well-formed request this machine cannot satisfy as asked (e.g. an --order it lacks facts for)."""
 

@@ -166,12 +166,14 @@ def _tree_from_topology(topo: Topology) -> _Tree:
 
 def _plan_function(topo: Topology, fn: PciFunction, tree: _Tree) -> PlanFunction:
     pf = PlanFunction(fn.id, fn.bdf.devfn, fn.is_bridge, hotplug_capable=bool(fn.hotplug_capable))
-    pf.bars = [BarNeed(fn.id, b.index, b.size, b.size, b.prefetchable and b.is_64bit) for b in fn.bars if b.size]
+    # I/O BARs live in I/O space: they never take room in a memory window.
+    pf.bars = [BarNeed(fn.id, b.index, b.size, b.size, b.prefetchable and b.is_64bit)
+               for b in fn.bars if b.size and not b.is_io]
     vfs = tree.vfs_of.get(fn.id, [])
     total = fn.sriov_total_vfs or 0
     if total and vfs:
         for b in vfs[0].bars:
-            if b.size:
+            if b.size and not b.is_io:
                 pf.bars.append(BarNeed(fn.id, 7 + b.index, b.size * total, b.size, b.prefetchable and b.is_64bit))
     elif total:
         tree.unknown[fn.id] = f"{total} VFs possible but none enabled: VF BAR sizes unknown"
@@ -456,7 +458,8 @@ def explain_bus_exhaustion(topo: Topology, bridge_id: str) -> str:
     needed = 1 + ports_behind
     need_text = (f"{needed} buses (its secondary bus and {ports_behind} for the downstream ports a "
                  f"{peer.id}-like bridge has)" if peer else "at least 1 bus (its secondary), more for any ports behind it")
-    parts = [f"{bridge_id} was added after boot (hot-plug) and got no bus numbers: it needs {need_text}."]
+    # Say only what the tree shows: no bus numbers, not how it came to that (hot-add, firmware).
+    parts = [f"{bridge_id} has no bus numbers: it needs {need_text}."]
     if port is not None and port.secondary_bus is not None:
         sec, sub = port.secondary_bus, port.subordinate_bus or port.secondary_bus
         spare = sub - sec
@@ -551,11 +554,13 @@ def _explain_window(topo: Topology, bridge: PciFunction) -> str:
         if f is None:
             continue
         for b in f.bars:
-            if not b.size:
+            if not b.size or b.is_io:
                 continue
             name = "pref_window" if b.prefetchable and b.is_64bit else "mem_window"
-            start, size = bridge.windows.get(name, (0, 0))
-            if not (start <= b.start and b.start + b.size <= start + size):
+            # a prefetchable BAR may sit in either memory window
+            allowed = ("pref_window", "mem_window") if b.prefetchable else ("mem_window",)
+            if not any(ws <= b.start and b.start + b.size <= ws + wsize
+                       for ws, wsize in (bridge.windows.get(n, (0, 0)) for n in allowed)):
                 outside.append(f"{f.id} BAR{b.index} [{b.start:#x}, {format_size(b.size)}] is outside its {name.replace('_', ' ')}")
     node = _tree_from_topology(topo).by_id[bridge.id]
     mem, pref = window_need(node)

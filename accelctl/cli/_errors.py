@@ -43,6 +43,7 @@ class ExitCode(enum.IntEnum):
 
 ERROR_EXIT_CODES: dict[type[BaseException], ExitCode] = {
     E.InvalidAddressError: ExitCode.USAGE,
+    E.InvalidAcceleratorIdError: ExitCode.USAGE,
     E.AmbiguousAddressError: ExitCode.USAGE,
     E.InvalidRequestError: ExitCode.USAGE,
     E.DeviceNotFoundError: ExitCode.NOT_FOUND,

@@ -39,6 +39,16 @@ def err_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+def esc(value: object) -> str:
+    """`value` as literal text inside Rich markup. Strings from sysfs and pci.ids, paths and
+    process names may hold '[...]' that Rich would take for a style and drop: second-socket bus
+    ranges ('[c2-c2]'), model names ('FW323 [iOHCI-Lynx]'). Everything not written by us goes
+    through here before a console sees it."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def emit_json(document: dict[str, Any]) -> None:
     """Write exactly one JSON document to stdout: indented for a person at a terminal, compact
     for pipes (json's C encoder only runs without indent: 5x faster on a 2,000-device machine)."""

@@ -74,7 +74,7 @@ def show(
         return
     out.console().print(_address_table(doc["endpoints"], doc["cards"]))
     if report.differences:
-        out.console().print(f"\npersisted map {report.state_path} differs:")
+        out.console().print(f"\npersisted map {out.esc(report.state_path)} differs:")
         out.console().print(_differences_text(report.differences))
 
 
@@ -100,7 +100,7 @@ def assign(
     if json:
         out.emit_json({"schema_version": 1, "path": str(path), **amap.to_dict()})
         return
-    out.err_console().print(f"wrote {len(amap.endpoints)} endpoints on {len(amap.cards)} cards to {path}")
+    out.err_console().print(f"wrote {len(amap.endpoints)} endpoints on {len(amap.cards)} cards to {out.esc(path)}")
 
 
 @app.command("diff")
@@ -129,7 +129,7 @@ def diff(
     elif differences:
         out.console().print(_differences_text(differences))
     else:
-        out.err_console().print(f"machine matches {persisted.path}")
+        out.err_console().print(f"machine matches {out.esc(persisted.path)}")
     if differences:
         raise typer.Exit(1)
 
@@ -146,7 +146,8 @@ def _address_table(endpoints: list[dict[str, Any]], cards: list[dict[str, Any]])
         table.add_column(col, no_wrap=col in ("GID", "NAME", "BDF"))
     for e in endpoints:
         table.add_row(
-            str(e["global_id"]), e["name"], e["bdf"], slot_of.get(e["card"]) or "-", e["serial"] or "-", e["position"]
+            str(e["global_id"]), out.esc(e["name"]), out.esc(e["bdf"]), out.esc(slot_of.get(e["card"]) or "-"),
+            out.esc(e["serial"] or "-"), out.esc(e["position"]),
         )
     return table
 
@@ -154,7 +155,7 @@ def _address_table(endpoints: list[dict[str, Any]], cards: list[dict[str, Any]])
 def _differences_text(differences: list[Difference]) -> str:
     colour = {"vanished": "red", "appeared": "green", "swapped": "yellow", "moved": "yellow"}
     return "\n".join(
-        f"[{colour.get(d.kind, 'magenta')}]{d.kind:>17}[/] {d.message}" for d in differences
+        f"[{colour.get(d.kind, 'magenta')}]{d.kind:>17}[/] {out.esc(d.message)}" for d in differences
     )
 
 
@@ -215,15 +216,16 @@ def _plan_text(doc: dict[str, Any]) -> str:
         mem = r["mem_window"]
         pref = r["pref_window"]
         lines.append(
-            f"[bold]{r['id']}[/]: buses {r['bus']}-{r['last_bus']} (may use up to {r['bus_limit']}); "
+            f"[bold]{out.esc(r['id'])}[/]: buses {r['bus']}-{r['last_bus']} (may use up to {r['bus_limit']}); "
             f"32-bit {_mib(mem)}; 64-bit prefetchable {_mib(pref)}"
         )
     for a in doc["additions"]:
         buses = "-".join(a["boot_buses"]) if a["boot_buses"] else "?"
         hot = "fits" if a["hot_add_fits"] else "does not fit: " + "; ".join(a["hot_add_issues"])
-        lines.append(f"add {a['spec']}: at boot buses {buses}; hot-add now {hot}")
+        lines.append(out.esc(f"add {a['spec']}: at boot buses {buses}; hot-add now {hot}"))
     for i in doc["issues"]:
-        lines.append(f"[red]runs out[/] ({i['resource']} at {i['where']}): {i['message']}")
+        where = f"({i['resource']} at {i['where']}): {i['message']}"
+        lines.append(f"[red]runs out[/] {out.esc(where)}")
     if doc["unknown"]:
         lines.append(f"[yellow]{len(doc['unknown'])} functions have memory needs that are not fully known[/]")
     lines.append("[green]fits[/]" if doc["fits"] else "[red]does not fit[/]")

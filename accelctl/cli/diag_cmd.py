@@ -56,6 +56,9 @@ def _render(report: Report) -> None:
     accel = report.checked.get("accelerator_endpoints", 0)
     if report.findings:
         console.print(findings_table(report))
+    for n in report.not_checked:
+        sample = ", ".join(n.subjects[:3]) + (", ..." if len(n.subjects) > 3 else "")
+        console.print(f"[dim]not checked[/] {n.code} on {len(n.subjects)} ({out.esc(sample)}): {out.esc(n.reason)}")
     s = report.summary
     verdict = "[bold red]FAIL[/]" if report.failed else "[bold green]PASS[/]"
     scope = (f"{report.checked.get('cards', 0)} cards, {accel} accelerator endpoints"
@@ -63,7 +66,7 @@ def _render(report: Report) -> None:
     console.print(
         f"{verdict}: {s['error']} error(s), {s['warning']} warning(s), {s['info']} info "
         f"(level {report.level}; {scope}"
-        + (f"; manifest {report.manifest}" if report.manifest else "") + ")"
+        + (f"; manifest {out.esc(report.manifest)}" if report.manifest else "") + ")"
     )
 
 
@@ -77,5 +80,5 @@ def findings_table(report: Report) -> Table:
     for f in report.findings:
         sev = f.severity.value
         text = escape(f.message) + (f"\n[dim]hint: {escape(f.hint)}[/]" if f.hint else "")
-        table.add_row(f"[{_STYLE[sev]}]{sev}[/]", f.code, f.subject, text)
+        table.add_row(f"[{_STYLE[sev]}]{sev}[/]", f.code, escape(f.subject), text)
     return table

@@ -22,7 +22,7 @@ def build(
     from accelctl.sim.fixture import build_fixture
 
     root = build_fixture(spec, out_dir)
-    out.err_console().print(f"built {root}")
+    out.err_console().print(f"built {out.esc(root)}")
 
 
 @app.command("list")

@@ -35,7 +35,7 @@ def list_command(
     if not listing.rows:
         hint = "" if all_devices else " (see every function with --all; count more as accelerators with --accel-id VVVV:DDDD)"
         what = "PCI functions" if all_devices else "accelerators"
-        out.err_console().print(f"no {what} found under {ctx.obj.root().path}{hint}")
+        out.err_console().print(f"no {what} found under {out.esc(ctx.obj.root().path)}{hint}")
         return
     out.console().print(device_table(topo, listing))
     out.console().print(

@@ -50,8 +50,8 @@ def matrix_table(result: TopologyMatrix) -> Table:
         # Columns carry a short form (card3.ep1 -> c3.1) so 16 endpoints fit a terminal; the
         # full name and BDF head each row.
         short = label.replace("card", "c").replace(".ep", ".") if label.startswith("card") else label
-        table.add_column(short, justify="center", no_wrap=True, min_width=5)
+        table.add_column(out.esc(short), justify="center", no_wrap=True, min_width=5)
     for label, bdf, row, prow in zip(labels, result.endpoints, result.matrix, result.p2p):
         cells = [f"[{_STYLE[c]}]{c}{'' if ok else '*'}[/]" for c, ok in zip(row, prow)]
-        table.add_row(f"{label} ({bdf})" if label != bdf else bdf, *cells)
+        table.add_row(out.esc(f"{label} ({bdf})" if label != bdf else bdf), *cells)
     return table

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from accelctl.cli._output import esc
 from accelctl.topology.model import HostBridge, Link, NodeKind, PciFunction
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ def link_text(link: Link | None, *, downtrained: bool = False) -> str:
 
     now = f"{speed(link.speed_gts)} {width(link.width)}"
     cap = f"{speed(link.max_speed_gts)} {width(link.max_width)}"
+    if link.max_speed_gts is None and link.max_width is None:
+        cap = "unknown capability"
     if link.is_down:
         return f"[dim]no link[/] (of {cap})"
     if link.speed_gts is None and link.width is None:
@@ -53,15 +56,15 @@ def device_table(topo: Topology, listing: DeviceListing) -> Table:
         table.add_column(col, no_wrap=col not in ("MODEL", "LINK"), min_width=len(col))
     for row in listing.rows:
         fn = row.function
-        model = fn.model if fn.accessible else f"[red]{fn.model} (not responding)[/]"
+        model = esc(fn.model) if fn.accessible else f"[red]{esc(fn.model)} (not responding)[/]"
         cells = [
-            row.name or "",
-            fn.id,
+            esc(row.name or ""),
+            esc(fn.id),
             model,
             link_text(fn.link, downtrained=topo.link_downtrained(fn.id)),
             _opt(fn.numa_node),
-            fn.driver or ("[yellow]unbound[/]" if fn.is_accelerator else "-"),
-            fn.serial or "-",
+            esc(fn.driver) if fn.driver else ("[yellow]unbound[/]" if fn.is_accelerator else "-"),
+            esc(fn.serial or "-"),
         ]
         if listing.include_all:
             cells.insert(2, fn.kind.value)
@@ -72,13 +75,13 @@ def device_table(topo: Topology, listing: DeviceListing) -> Table:
 def _label(topo: Topology, node: HostBridge | PciFunction) -> str:
     if isinstance(node, HostBridge):
         numa = f" NUMA {node.numa_node}" if node.numa_node is not None else ""
-        return f"[bold]{node.id}[/] host bridge{numa}"
-    parts = [f"[bold]{node.id}[/]", f"[cyan]{node.kind.value}[/]", node.model]
+        return f"[bold]{esc(node.id)}[/] host bridge{numa}"
+    parts = [f"[bold]{esc(node.id)}[/]", f"[cyan]{node.kind.value}[/]", esc(node.model)]
     if node.kind is not NodeKind.VIRTUAL_FUNCTION and node.link is not None:
         parts.append(link_text(node.link, downtrained=topo.link_downtrained(node.id)))
     if node.secondary_bus is not None:
         sub = node.subordinate_bus if node.subordinate_bus is not None else node.secondary_bus
-        parts.append(f"[dim][{node.secondary_bus:02x}-{sub:02x}][/]")
+        parts.append(f"[dim]{esc(f'[{node.secondary_bus:02x}-{sub:02x}]')}[/]")
     if node.card is not None:
         card = topo.cards[node.card]
         if card.top == node.id:
@@ -86,23 +89,28 @@ def _label(topo: Topology, node: HostBridge | PciFunction) -> str:
     if node.acs is not None and node.acs.p2p_blocked:
         parts.append("[yellow]ACS:p2p-redirect[/]")
     if node.driver:
-        parts.append(f"[dim]({node.driver})[/]")
+        parts.append(f"[dim]({esc(node.driver)})[/]")
     if not node.accessible:
         parts.append("[bold red]NOT RESPONDING[/]")
     return " ".join(parts)
 
 
 def topology_tree(topo: Topology) -> Tree:
+    """The annotated tree; its header counts the functions it draws (never more or fewer)."""
     from rich.tree import Tree
 
-    tree = Tree(f"[bold]PCI topology[/] ({len(topo.functions)} functions, {len(topo.cards)} cards)")
+    tree = Tree("")
+    drawn = 0
 
     def add(branch: Tree, node_id: str) -> None:
+        nonlocal drawn
         node = topo.node(node_id)
+        drawn += isinstance(node, PciFunction)
         sub = branch.add(_label(topo, node))
         for child in topo.children.get(node_id, []):
             add(sub, child)
 
     for hb in topo.roots():
         add(tree, hb.id)
+    tree.label = f"[bold]PCI topology[/] ({drawn} functions, {len(topo.cards)} cards)"
     return tree

@@ -23,16 +23,16 @@ class Level(str, enum.Enum):
 def _render_plan(plan) -> None:  # type: ignore[no-untyped-def]
     con = out.err_console()
     target = plan.target + (f" ({plan.target_address})" if plan.target_address else "")
-    con.print(f"[bold]{plan.level.value} reset[/bold] of {target} at {plan.point} ({plan.platform})")
+    con.print(f"[bold]{plan.level.value} reset[/bold] of {out.esc(target)} at {out.esc(plan.point)} ({out.esc(plan.platform)})")
     con.print(f"{len(plan.affected)} function(s) will be reset:")
     for a in plan.affected:
         addr = f" {a.address}" if a.address else ""
-        con.print(f"  {a.bdf}{addr}  {a.kind}")
+        con.print(out.esc(f"  {a.bdf}{addr}  {a.kind}"))
     for h in plan.in_use:
-        con.print(f"  [yellow]in use[/yellow]: pid {h.pid} ({h.command}) holds {h.bdf}: {h.how}")
+        con.print(f"  [yellow]in use[/yellow]: {out.esc(f'pid {h.pid} ({h.command}) holds {h.bdf}: {h.how}')}")
     con.print("steps:")
     for i, s in enumerate(plan.steps, 1):
-        con.print(f"  {i}. {s.detail}")
+        con.print(out.esc(f"  {i}. {s.detail}"))
 
 
 def reset_command(
@@ -112,7 +112,7 @@ def reset_command(
     else:
         con = out.err_console()
         for step in result.timeline.steps:
-            con.print(f"  {step.name:<28} {step.duration_s * 1000:8.1f} ms  {step.status}")
+            con.print(out.esc(f"  {step.name:<28} {step.duration_s * 1000:8.1f} ms  {step.status}"))
         if result.ok:
             out.emit_text(f"reset ok: {len(plan.affected)} function(s) came back the same")
     if not result.ok:

@@ -51,7 +51,7 @@ def serve(
         from accelctl.sim.device import FaultSpec
 
         specs = {bdf: [FaultSpec.from_dict(dict(f)) for f in faults] for bdf in _bdfs(root)} if faults else None
-        out.err_console().print(f"serving {root} (Ctrl-C to stop)")
+        out.err_console().print(f"serving {out.esc(root)} (Ctrl-C to stop)")
         service.serve(root, faults=specs, spin_us=spin_us)
         return
     _render(service.start_process(root, faults=faults, spin_us=spin_us), json)

@@ -45,7 +45,7 @@ def watch_command(
             sys.stdout.flush()
         else:
             extra = " ".join(f"{k}={v}" for k, v in ev.detail.items() if k != "accelerator")
-            out.console().print(f"{time.strftime('%H:%M:%S')} {ev.action:<7} {ev.bdf} {extra}")
+            out.console().print(out.esc(f"{time.strftime('%H:%M:%S')} {ev.action:<7} {ev.bdf} {extra}"))
         seen += 1
         return count is not None and seen >= count
 

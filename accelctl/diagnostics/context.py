@@ -30,6 +30,8 @@ class RuleContext:
     names: dict[str, str] = field(default_factory=dict)
     #: rule family -> what it looked at (for the report's `checked`)
     checked: dict[str, object] = field(default_factory=dict)
+    #: (code, reason) -> subjects a rule could not judge, for the report's `not_checked`
+    not_checked: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, topo: Topology, manifest: Manifest | None, level: int) -> RuleContext:
@@ -40,6 +42,11 @@ class RuleContext:
                 ctx.names[ep] = f"card{card.index}.ep{i}"
             ctx.names.setdefault(card.top, f"card{card.index}")
         return ctx
+
+    def could_not_check(self, code: str, subject: str, reason: str) -> None:
+        """Record that the check behind `code` could not be made on `subject`, and why (a fact
+        is missing: no link files, config readable only to 64 bytes, ...)."""
+        self.not_checked.setdefault((code, reason), []).append(subject)
 
     def label(self, node_id: str) -> str:
         """``0000:03:00.0 (card1.ep0)`` for people; the bare id when it has no logical name."""

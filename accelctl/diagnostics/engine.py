@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from accelctl.diagnostics.context import RuleContext
-from accelctl.diagnostics.findings import Finding, Report
+from accelctl.diagnostics.findings import Finding, NotChecked, Report, subject_key
 from accelctl.diagnostics.registry import MAX_LEVEL, MIN_LEVEL, DEFAULT_LEVEL, rules_for
 from accelctl.errors import AccelError
 
@@ -35,4 +35,8 @@ def run_diagnostics(topo: Topology, *, manifest: Manifest | None = None, level: 
         level=level,
         manifest=manifest.path if manifest else None,
         scan_warnings=[w.to_dict() for w in topo.warnings],
+        not_checked=[
+            NotChecked(code, reason, tuple(sorted(set(subjects), key=subject_key)))
+            for (code, reason), subjects in ctx.not_checked.items()
+        ],
     )

@@ -70,6 +70,22 @@ class Finding:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class NotChecked:
+    """A check that could not be made on some subjects, and why: `diag` says what it did not
+    see, so silence is never mistaken for health."""
+
+    #: the finding code the check would have raised
+    code: str
+    reason: str
+    #: node ids (sorted by address); `count` is their number
+    subjects: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "reason": self.reason, "count": len(self.subjects),
+                "subjects": list(self.subjects)}
+
+
 def subject_key(subject: str) -> tuple[int, int, int, int, int]:
     """Sort key by PCI address: ``machine`` first, host bridges (``pciDDDD:BB``) before the
     functions on their bus."""
@@ -96,9 +112,12 @@ class Report:
     level: int
     manifest: str | None = None
     scan_warnings: list[dict[str, Any]] = field(default_factory=list)
+    #: checks that could not be made, grouped by (code, reason): what is missing and where
+    not_checked: list[NotChecked] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.findings.sort(key=lambda f: (subject_key(f.subject), f.code, f.message))
+        self.not_checked.sort(key=lambda n: (n.code, n.reason))
 
     @property
     def summary(self) -> dict[str, int]:
@@ -128,6 +147,7 @@ class Report:
             "summary": self.summary,
             "checked": self.checked,
             "findings": [f.to_dict() for f in self.findings],
+            "not_checked": [n.to_dict() for n in self.not_checked],
             "scan_warnings": self.scan_warnings,
         }
 

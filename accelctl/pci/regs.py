@@ -203,12 +203,9 @@ def speed_string(gts: float | None, *, legacy: bool = False) -> str:
 # --- classes --------------------------------------------------------------------------------
 CLASS_BRIDGE_HOST = 0x0600
 CLASS_BRIDGE_PCI = 0x0604
-CLASS_DISPLAY_3D = 0x0302
-CLASS_ACCELERATOR_BASE = 0x12  # "Processing accelerators"
+#: Full class code of a subtractive-decode PCI-to-PCI bridge (prog-if 01): a conventional bridge
+#: that also forwards what no one else claims; never a PCIe port.
+CLASS_BRIDGE_SUBTRACTIVE = 0x060401
 CLASS_STORAGE_NVME = 0x0108
 CLASS_STORAGE_RAID = 0x0104  # VMD controllers use 0x010400
 
-
-def is_accelerator_class(class_code: int) -> bool:
-    """True for processing accelerators (0x12xxxx) and 3D controllers (0x0302xx)."""
-    return (class_code >> 16) == CLASS_ACCELERATOR_BASE or (class_code >> 8) == CLASS_DISPLAY_3D

@@ -53,16 +53,58 @@ def parse_link_width(text: str) -> int | None:
     return value
 
 
-# IORESOURCE_* flags from include/linux/ioport.h
+# IORESOURCE_* flags from include/linux/ioport.h. These three kept their bit in every kernel:
 IORESOURCE_IO = 0x100
 IORESOURCE_MEM = 0x200
-IORESOURCE_PREFETCH = 0x2000
 IORESOURCE_MEM_64 = 0x100000
+#: IORESOURCE_PREFETCH today. Kernels before IORESOURCE_BUS took bit 0x1000 (2012) wrote it as
+#: 0x1000, and every flag from there up to STARTALIGN one bit lower (SIZEALIGN 0x20000, not
+#: 0x40000): a Xeon Phi's 64-bit prefetchable BAR reads 0x12120c on such a kernel.
+IORESOURCE_PREFETCH = 0x2000
+IORESOURCE_PREFETCH_OLD = 0x1000
+#: IORESOURCE_SIZEALIGN today; the old layout had it at 0x20000 (the new SHADOWABLE).
+IORESOURCE_SIZEALIGN = 0x40000
+IORESOURCE_SIZEALIGN_OLD = 0x20000
 IORESOURCE_UNSET = 0x20000000
 IORESOURCE_DISABLED = 0x10000000
+#: The low byte of a BAR's flags is the BAR register's own type bits (the kernel keeps them when
+#: it decodes the BAR), the same in every era: bit 3 prefetchable, bits 2:1 = 0b10 for 64-bit.
+BAR_TYPE_PREFETCH = 0x08
+BAR_TYPE_MASK = 0x06
+BAR_TYPE_64 = 0x04
 
 #: Line index of the first bridge window in a 17-line `resource` table (BAR0-5, ROM, 6 IOV BARs).
 BRIDGE_WINDOW_FIRST_LINE = 13
+_ROM_LINE = 6
+#: Lines whose low flag byte holds BAR type bits: BAR0-5 and the six SR-IOV VF BARs.
+_BAR_LINES = frozenset((*range(0, 6), *range(7, 13)))
+_IO_WINDOW_LINE, _MEM_WINDOW_LINE, _PREF_WINDOW_LINE = 13, 14, 15
+
+
+def resource_prefetchable(index: int, flags: int) -> bool:
+    """Whether a `resource` line is prefetchable memory, in the flag layout of any kernel.
+
+    A BAR says so in its own type bits; a bridge window by its line (13 I/O, 14 memory, 15
+    prefetchable); anything else (the ROM) by the era's IORESOURCE_PREFETCH bit.
+    """
+    if not flags & IORESOURCE_MEM:
+        return False
+    if index in _BAR_LINES:
+        return bool(flags & BAR_TYPE_PREFETCH)
+    if index >= BRIDGE_WINDOW_FIRST_LINE:
+        return index == _PREF_WINDOW_LINE
+    return bool(flags & (IORESOURCE_PREFETCH_OLD if old_flag_layout(flags) else IORESOURCE_PREFETCH))
+
+
+def old_flag_layout(flags: int) -> bool:
+    """True when memory/I-O flags are in the layout of kernels before 2012: bit 0x1000 (today
+    IORESOURCE_BUS, which no memory or I/O resource carries) or the old SIZEALIGN without the
+    new one."""
+    if not flags & (IORESOURCE_MEM | IORESOURCE_IO):
+        return False
+    return bool(flags & IORESOURCE_PREFETCH_OLD) or (
+        bool(flags & IORESOURCE_SIZEALIGN_OLD) and not flags & IORESOURCE_SIZEALIGN
+    )
 
 
 class Resource(NamedTuple):
@@ -84,22 +126,28 @@ class Resource(NamedTuple):
         return bool(self.flags & IORESOURCE_IO)
 
     @property
+    def is_memory(self) -> bool:
+        return bool(self.flags & IORESOURCE_MEM)
+
+    @property
     def prefetchable(self) -> bool:
-        return bool(self.flags & IORESOURCE_PREFETCH)
+        return resource_prefetchable(self.index, self.flags)
 
     @property
     def is_64bit(self) -> bool:
-        return bool(self.flags & IORESOURCE_MEM_64)
+        flags = self.flags
+        if flags & IORESOURCE_MEM_64:
+            return True
+        return self.index in _BAR_LINES and flags & IORESOURCE_MEM != 0 and flags & BAR_TYPE_MASK == BAR_TYPE_64
 
     def to_dict(self) -> dict[str, object]:
-        # Fields unpacked once, no property calls: `topology --json` makes thousands of these.
         index, start, end, flags = self
         return {
             "index": index,
             "start": hex(start),
             "size": 0 if start == 0 and end == 0 else end - start + 1,
-            "prefetchable": bool(flags & IORESOURCE_PREFETCH),
-            "is_64bit": bool(flags & IORESOURCE_MEM_64),
+            "prefetchable": resource_prefetchable(index, flags),
+            "is_64bit": self.is_64bit,
         }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from accelctl.errors import SysfsRootError
+from accelctl.errors import AccelError, SysfsRootError
 from accelctl.pci.bdf import HOST_BRIDGE_NAME, SYSFS_NAME
 from accelctl.sysfs.attrs import parse_slot_address
 from accelctl.sysfs.config import find_capability, find_ext_capability, sriov_vf_ids
@@ -100,6 +100,11 @@ class RawFunction:
     #: For an SR-IOV PF: the (vendor, device) the kernel gives its VFs, from config
     #: (accelctl.sysfs.config.sriov_vf_ids); None when not a PF or config cannot say.
     vf_ids: tuple[int, int] | None = None
+    #: Names of the PCI function directories nested in this one (listed for bridges and other
+    #: functions that can hold a bus, so functions bus/pci/devices does not list are found).
+    child_names: tuple[str, ...] = ()
+    #: The PCIe port type its portdrv service children (``<bdf>:pcieNNN``) encode, or None.
+    service_port_type: int | None = None
 
 
 @dataclass(slots=True)
@@ -154,7 +159,69 @@ def scan_tree(root: SysfsRoot, *, cross_check: bool = False) -> RawTree:
         fn = _read_function(name, path, parent, warnings, cross_check, functions)
         if fn is not None:
             functions[name] = fn
+    _read_unlisted(root, functions, host_bridges, warnings, cross_check)
     return RawTree(root, functions, host_bridges, _read_slots(root, warnings), warnings)
+
+
+def _read_unlisted(
+    root: SysfsRoot,
+    functions: dict[str, RawFunction],
+    host_bridges: dict[str, RawHostBridge],
+    warnings: list[ScanWarning],
+    cross_check: bool,
+) -> None:
+    """Read the functions under devices/pci* that bus/pci/devices does not list.
+
+    Real kernels leave such trees (a device being removed, partial captures, odd kernels): a
+    switch port missing from the list would otherwise orphan its whole subtree. Every directory
+    that can hold functions is listed once: the root buses (and devices/ for root buses with no
+    listed function at all) and the functions that can hold a bus (read with their listing).
+    """
+    found: list[tuple[str, str, str]] = []  # (name, path, parent id)
+    listed: set[str] = set()  # directories already looked into
+
+    def look_in(dir_path: str, parent_id: str, names: list[str] | tuple[str, ...]) -> None:
+        listed.add(dir_path)
+        for name in sorted(names):
+            if SYSFS_NAME.match(name) and name not in functions:
+                found.append((name, f"{dir_path}/{name}", parent_id))
+            elif HOST_BRIDGE_NAME.match(name):
+                _note_host_bridge(f"{dir_path}/{name}/-", host_bridges)  # a root bus nested in VMD
+
+    def names_in(path: str) -> list[str]:
+        try:
+            return root.listdir(path)
+        except AccelError as err:  # unreadable or vanished: what was listed is all there is
+            warnings.append(ScanWarning("UNREADABLE_DIRECTORY", None, str(err)))
+            return []
+
+    # Root buses none of whose functions is listed are only seen here.
+    devices = root.join("devices")
+    for top in sorted(names_in(devices)):
+        if HOST_BRIDGE_NAME.match(top) and top not in host_bridges:
+            if any(SYSFS_NAME.match(n) for n in names_in(f"{devices}/{top}")):
+                _note_host_bridge(f"{devices}/{top}/-", host_bridges)
+    while True:
+        for hb in list(host_bridges.values()):
+            if hb.path not in listed:
+                look_in(hb.path, hb.id, names_in(hb.path))
+        for fn in list(functions.values()):
+            if fn.child_names and fn.path not in listed:
+                look_in(fn.path, fn.name, fn.child_names)
+        if not found:
+            return
+        batch, found[:] = list(found), []
+        for name, path, parent in batch:
+            if name in functions:
+                continue
+            fn = _read_function(name, path, parent, warnings, cross_check, functions)
+            if fn is not None:
+                functions[name] = fn
+                warnings.append(ScanWarning(
+                    "UNLISTED_FUNCTION", name,
+                    f"{path} is not listed in bus/pci/devices (a partial copy, or a device being "
+                    "removed); read from the devices/ hierarchy",
+                ))
 
 
 def _find_device_dirs(root: SysfsRoot, warnings: list[ScanWarning]) -> list[tuple[str, str]]:
@@ -335,6 +402,45 @@ def _read_function_at(
         finally:
             close(fd)
         attrs[attr] = data.decode("utf-8", "replace").strip()
+    if _may_hold_a_bus(cfg, attrs):
+        _list_children(dfd, fn)
+
+
+#: Classes whose functions can hold a bus: PCI-to-PCI and CardBus bridges (0604, 0607), and
+#: RAID controllers (0104), of which Intel VMD nests a whole root bus inside its directory.
+_BUS_HOLDER_CLASSES = ("0x0604", "0x0607", "0x0104")
+
+
+def _may_hold_a_bus(cfg: bytes | None, attrs: dict[str, str]) -> bool:
+    if cfg is not None and len(cfg) > 0x0E and cfg[8:12] != _ALL_ONES_U32:
+        return cfg[0x0E] & 0x7F in (1, 2) or (cfg[0x0B], cfg[0x0A]) == (0x01, 0x04)
+    return attrs.get("class", "")[:6] in _BUS_HOLDER_CLASSES
+
+
+def _list_children(dfd: int, fn: RawFunction) -> None:
+    """The PCI functions nested in `fn`'s directory, and the port type its portdrv service
+    children encode: ``<bdf>:pcieNN`` (older kernels: (type - 4) << 4 | service) or
+    ``<bdf>:pcieNNN`` ((type - 4) << 8 | service)."""
+    try:
+        names = os.listdir(dfd)
+    except OSError:
+        return
+    children = []
+    prefix = fn.name + ":pcie"
+    for name in names:
+        if name.startswith(prefix):
+            code = name[len(prefix):]
+            try:
+                value = int(code, 16)
+            except ValueError:
+                continue
+            if len(code) == 2:
+                fn.service_port_type = (value >> 4) + 4
+            elif len(code) == 3:
+                fn.service_port_type = (value >> 8) + 4
+        elif SYSFS_NAME.match(name) or HOST_BRIDGE_NAME.match(name):
+            children.append(name)
+    fn.child_names = tuple(sorted(children))
 
 
 def _pcie_port_type(cfg: bytes | None) -> int | None:

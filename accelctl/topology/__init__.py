@@ -1,6 +1,7 @@
 """The PCI topology: nodes, parents, kinds, links, switches and cards of one snapshot."""
 
-from accelctl.topology.build import ACCEL_IDS_ENV, AcceleratorMatcher, build_topology
+from accelctl.topology.accel import ACCEL_IDS_ENV, AcceleratorMatcher
+from accelctl.topology.build import build_topology
 from accelctl.topology.graph import SCHEMA_VERSION, Topology
 from accelctl.topology.model import (
     Acs,

@@ -19,10 +19,10 @@ from accelctl.sysfs import attrs as A
 from accelctl.sysfs.config import ConfigSpace, decode_config
 from accelctl.sysfs.root import SysfsRoot
 from accelctl.sysfs.scan import RawFunction, RawTree, ScanWarning, scan_tree
+from accelctl.topology.accel import ACCEL_IDS_ENV, AcceleratorMatcher
 from accelctl.topology.model import Acs, HostBridge, Link, NodeKind, PciFunction
 
-#: Environment variable with extra accelerator ids: ``vvvv:dddd`` or ``vvvv:*``, comma-separated.
-ACCEL_IDS_ENV = "ACCELCTL_ACCEL_IDS"
+__all__ = ["ACCEL_IDS_ENV", "AcceleratorMatcher", "build_topology"]
 
 _PORT_KINDS = {
     regs.PortType.ENDPOINT: NodeKind.ENDPOINT,
@@ -38,46 +38,11 @@ _PORT_KINDS = {
 _BRIDGE_WINDOW_NAMES = ("io_window", "mem_window", "pref_window")
 
 
-class AcceleratorMatcher:
-    """Decides which functions are accelerators: by class, plus a user list of vendor:device."""
-
-    def __init__(self, extra_ids: Iterable[str] = ()) -> None:
-        self.vendors: set[int] = set()
-        self.ids: set[tuple[int, int]] = set()
-        for item in extra_ids:
-            self.add(item)
-
-    def add(self, item: str) -> None:
-        from accelctl.errors import InvalidAddressError
-
-        vendor, sep, device = item.strip().lower().partition(":")
-        try:
-            if not sep:
-                raise ValueError(item)
-            if device in ("*", ""):
-                self.vendors.add(int(vendor, 16))
-            else:
-                self.ids.add((int(vendor, 16), int(device, 16)))
-        except ValueError:
-            raise InvalidAddressError(item, "accelerator ids are vvvv:dddd or vvvv:*") from None
-
-    @classmethod
-    def from_env(cls, extra_ids: Iterable[str] = ()) -> AcceleratorMatcher:
-        env = os.environ.get(ACCEL_IDS_ENV, "")
-        return cls([*(s for s in env.split(",") if s.strip()), *extra_ids])
-
-    def __call__(self, fn: PciFunction) -> bool:
-        if fn.class_code is not None and regs.is_accelerator_class(fn.class_code):
-            return True
-        if fn.vendor_id is None:
-            return False
-        return fn.vendor_id in self.vendors or (fn.vendor_id, fn.device_id or -1) in self.ids
-
-
 def build_topology(
     root: SysfsRoot | str | os.PathLike[str] | None = None,
     *,
     accel_ids: Iterable[str] = (),
+    matcher: AcceleratorMatcher | None = None,
     names: bool = True,
     cross_check: bool = False,
 ):  # -> Topology (imported lazily below to keep module import order simple)
@@ -85,8 +50,10 @@ def build_topology(
 
     Args:
         root: a SysfsRoot, a path, or None for $ACCELCTL_SYSFS_ROOT or /sys.
-        accel_ids: extra ``vvvv:dddd`` / ``vvvv:*`` ids counted as accelerators (added to
-            $ACCELCTL_ACCEL_IDS and the class rule).
+        accel_ids: extra accelerator ids (``VVVV:DDDD``, ``VVVV:*``, ``class:0b40``; see
+            accelctl.topology.accel), added to $ACCELCTL_ACCEL_IDS and the built-in rules.
+        matcher: a ready AcceleratorMatcher (built once per command); when given, `accel_ids`
+            and the environment are not consulted.
         names: look up vendor/device names in pci.ids when it is installed.
         cross_check: read sysfs attributes that restate config space too, and warn
             (ATTR_CONFIG_MISMATCH) where the two sources disagree. Slower; for audits and tests.
@@ -94,14 +61,15 @@ def build_topology(
     Raises:
         SysfsRootError: the root is missing, not a directory, or has no PCI devices.
         SysfsPermissionError: the device list cannot be read.
-        InvalidAddressError: a malformed accelerator id.
+        InvalidAcceleratorIdError: a malformed accelerator id.
     """
     from accelctl.topology.cards import group_cards
     from accelctl.topology.graph import Topology
 
     if not isinstance(root, SysfsRoot):
         root = SysfsRoot(root)
-    matcher = AcceleratorMatcher.from_env(accel_ids)
+    if matcher is None:
+        matcher = AcceleratorMatcher.from_env(accel_ids)
     # The build allocates a few objects per attribute (~100k on a 2,000-function machine), none
     # of them in reference cycles: the cyclic collector would walk them dozens of times for
     # nothing (10-15% of the build). Paused, and restored as it was, around the build only.
@@ -111,8 +79,10 @@ def build_topology(
         raw = scan_tree(root, cross_check=cross_check)
         warnings = list(raw.warnings)
         nodes = _build_nodes(raw, warnings)
+        rule_for = matcher.rule_for
         for fn in nodes.functions.values():
-            fn.is_accelerator = matcher(fn)
+            fn.accelerator_rule = rule = rule_for(fn.vendor_id, fn.device_id, fn.class_code)
+            fn.is_accelerator = rule is not None
         if names:
             _apply_names(nodes.functions.values(), live=root.is_live)
         switches, cards = group_cards(nodes.functions, nodes.children)
@@ -148,14 +118,16 @@ def _build_nodes(raw: RawTree, warnings: list[ScanWarning]) -> _Nodes:
     for hb in raw.host_bridges.values():
         out.host_bridges[hb.id] = HostBridge(hb.id, hb.domain, hb.bus, hb.path, hb.parent)
     configs: dict[str, ConfigSpace | None] = {}
+    shape = _Shape(raw)
     # Parents before children, so structural kind inference can look at the parent's kind.
     for r in sorted(raw.functions.values(), key=lambda r: (_depth(r), r.name)):
         is_vf = "physfn" in r.links
         cfg = decode_config(r.config, header_only=is_vf) if r.config is not None else None
         configs[r.name] = cfg
-        fn = _make_function(r, cfg, raw, out, warnings)
+        fn = _make_function(r, cfg, raw, out, warnings, shape)
         out.functions[fn.id] = fn
     _link_flat_parents(out, warnings)
+    _repair_parents(out, warnings)
     for fn in sorted(out.functions.values(), key=lambda f: f.bdf):
         if fn.parent is not None:
             out.children.setdefault(fn.parent, []).append(fn.id)
@@ -170,12 +142,67 @@ def _build_nodes(raw: RawTree, warnings: list[ScanWarning]) -> _Nodes:
     return out
 
 
+class _Shape:
+    """What kind inference needs to know about the tree around a function whose capabilities
+    cannot be read: which directories hold bridges, and whether portdrv runs on this machine."""
+
+    __slots__ = ("_raw", "_bridge_parents", "pcieport_runs")
+
+    def __init__(self, raw: RawTree) -> None:
+        self._raw = raw
+        self._bridge_parents: set[str] | None = None
+        #: pcieport binds every PCIe root port and switch port (drivers/pci/pcie/portdrv.c); when
+        #: it is bound anywhere, a bridge it is not bound to is not one of those.
+        self.pcieport_runs = any(r.links.get("driver") == "pcieport" for r in raw.functions.values())
+
+    def has_bridge_below(self, fn_id: str) -> bool:
+        if self._bridge_parents is None:
+            self._bridge_parents = {
+                r.parent for r in self._raw.functions.values() if r.parent and _raw_is_bridge(r)
+            }
+        return fn_id in self._bridge_parents
+
+
+def _raw_is_bridge(r: RawFunction) -> bool:
+    cfg = r.config
+    if cfg is not None and len(cfg) > regs.HEADER_TYPE and cfg[8:12] != b"\xff\xff\xff\xff":
+        return cfg[regs.HEADER_TYPE] & regs.HEADER_TYPE_MASK == regs.HEADER_BRIDGE
+    return r.attrs.get("class", "")[:6] == "0x0604"
+
+
+def _repair_parents(out: _Nodes, warnings: list[ScanWarning]) -> None:
+    """No parent may name a node that is not in the output: a function whose parent directory
+    could not be read hangs below the nearest ancestor that could (with a warning)."""
+    for fn in out.functions.values():
+        if fn.parent is None or fn.parent in out.functions or fn.parent in out.host_bridges:
+            continue
+        missing = fn.parent
+        parent = None
+        for part in reversed(fn.path.split(os.sep)[:-2]):
+            if part in out.functions or part in out.host_bridges:
+                parent = part
+                break
+        if parent is None:
+            parent = host_bridge_id(fn.bdf.domain, fn.bdf.bus)
+            if parent not in out.host_bridges:
+                out.host_bridges[parent] = HostBridge(parent, fn.bdf.domain, fn.bdf.bus, "")
+        fn.parent = parent
+        warnings.append(ScanWarning(
+            "PARENT_MISSING", fn.id,
+            f"its parent {missing} could not be read; shown below {parent}",
+        ))
+    for hb in out.host_bridges.values():
+        if hb.parent is not None and hb.parent not in out.functions:
+            hb.parent = None
+
+
 def _make_function(
     r: RawFunction,
     cfg: ConfigSpace | None,
     raw: RawTree,
     out: _Nodes,
     warnings: list[ScanWarning],
+    shape: _Shape,
 ) -> PciFunction:
     a = r.attrs
     bdf = Bdf.from_sysfs_name(r.name)
@@ -210,7 +237,7 @@ def _make_function(
     elif "config" not in r.unreadable:
         fn.unknown["config"] = "no config file"
     pcie = cfg.pcie if cfg is not None else None
-    fn.kind = _kind(fn, r, cfg, out)
+    fn.kind = _kind(fn, r, cfg, out, shape)
     fn.port_type = pcie.port_type if pcie else None
     fn.link = _link(fn, a, pcie, warnings)
     _bridge_facts(fn, a, cfg)
@@ -245,7 +272,19 @@ def _hex(a: dict[str, str], name: str, fallback: int | None) -> int | None:
     return fallback
 
 
-def _kind(fn: PciFunction, r: RawFunction, cfg: ConfigSpace | None, out: _Nodes) -> NodeKind:
+def _kind(fn: PciFunction, r: RawFunction, cfg: ConfigSpace | None, out: _Nodes, shape: _Shape) -> NodeKind:
+    """The node kind, from the best evidence there is (docs/topology-api.md, "Kinds"):
+
+    1. a VF is a VF (its ``physfn`` link);
+    2. the PCIe capability's port type, when config space is readable that far;
+    3. the port type portdrv encodes in the port's service children (``<bdf>:pcieNNN``);
+    4. otherwise, for a bridge: subtractive decode (class 060401) or a bridge pcieport does not
+       drive (while it drives others) is a ``pci_bridge``; below a root bus it is a
+       ``root_port``; below a root or downstream port it is a ``switch_upstream`` only if bridges
+       (its downstream ports) sit below it; below an upstream port a ``switch_downstream``;
+       anything else a ``pci_bridge``;
+    5. for anything else, from the capability list and the parent, as lspci -t would draw it.
+    """
     if fn.physfn is not None:
         return NodeKind.VIRTUAL_FUNCTION
     if cfg is not None and cfg.pcie is not None:
@@ -253,7 +292,10 @@ def _kind(fn: PciFunction, r: RawFunction, cfg: ConfigSpace | None, out: _Nodes)
         kind = _PORT_KINDS.get(cfg.pcie.port_type)
         if kind is not None:
             return kind
-    # No PCIe capability readable: infer from the structure, as lspci -t would draw it.
+    if r.service_port_type is not None:
+        kind = _PORT_KINDS.get(r.service_port_type)
+        if kind is not None:
+            return kind
     is_bridge = (
         (fn.class_code is not None and fn.class_code >> 8 == regs.CLASS_BRIDGE_PCI)
         or (cfg is not None and cfg.header_type == regs.HEADER_BRIDGE)
@@ -262,12 +304,14 @@ def _kind(fn: PciFunction, r: RawFunction, cfg: ConfigSpace | None, out: _Nodes)
     parent_kind = _parent_kind(fn.parent, out)
     known_not_pcie = cfg is not None and cfg.caps_complete and cfg.pcie is None
     if is_bridge:
-        if known_not_pcie:
+        if known_not_pcie or fn.class_code == regs.CLASS_BRIDGE_SUBTRACTIVE:
+            return NodeKind.PCI_BRIDGE
+        if shape.pcieport_runs and fn.driver != "pcieport":
             return NodeKind.PCI_BRIDGE
         if parent_kind is NodeKind.HOST_BRIDGE:
             return NodeKind.ROOT_PORT
         if parent_kind in (NodeKind.ROOT_PORT, NodeKind.SWITCH_DOWNSTREAM):
-            return NodeKind.SWITCH_UPSTREAM
+            return NodeKind.SWITCH_UPSTREAM if shape.has_bridge_below(r.name) else NodeKind.PCI_BRIDGE
         if parent_kind is NodeKind.SWITCH_UPSTREAM:
             return NodeKind.SWITCH_DOWNSTREAM
         return NodeKind.PCI_BRIDGE

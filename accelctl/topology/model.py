@@ -150,6 +150,8 @@ class PciFunction:
     slot_presence: bool | None = None
     hotplug_capable: bool | None = None
     is_accelerator: bool = False
+    #: the key of the rule that made it an accelerator (accelctl.topology.accel), else None
+    accelerator_rule: str | None = None
     card: int | None = None
     #: facts that could not be read (attribute or register -> reason), for LIMITED_VISIBILITY
     unknown: dict[str, str] = field(default_factory=dict)
@@ -197,6 +199,7 @@ class PciFunction:
             "serial": self.serial,
             "card": self.card,
             "is_accelerator": self.is_accelerator,
+            "accelerator_rule": self.accelerator_rule,
             "slot": self.slot,
             "bus_range": None if sec is None else {"secondary": sec, "subordinate": self.subordinate_bus},
             "acs": self.acs.to_dict() if self.acs else None,
@@ -246,6 +249,7 @@ class HostBridge:
             "serial": None,
             "card": None,
             "is_accelerator": False,
+            "accelerator_rule": None,
             "slot": None,
             "bus_range": {"secondary": self.bus, "subordinate": None},
             "acs": None,

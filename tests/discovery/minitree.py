@@ -37,8 +37,14 @@ class MiniTree:
 
     def add(self, rel: str, vendor: int, device: int, cls: int, *, link: str = "relative",
             config: bytes | None = None, bridge: tuple[int, int, int] | None = None,
-            pcie_type: int | None = None, attrs: dict[str, str] | None = None) -> Path:
-        """Create devices/<rel> (rel ends in the BDF) and its bus/pci/devices entry."""
+            pcie_type: int | None = None, attrs: dict[str, str] | None = None,
+            driver: str | None = None, services: tuple[str, ...] = ()) -> Path:
+        """Create devices/<rel> (rel ends in the BDF) and its bus/pci/devices entry.
+
+        `link` is how bus/pci/devices names it: "relative" (as the kernel does), "absolute" (a
+        copied tree), "copy" (a flattened copy) or "none" (not listed at all). `driver` adds the
+        ``driver`` link the kernel makes when one is bound; `services` adds portdrv service
+        children (``<bdf>:pcieNNN``, the suffixes given)."""
         d = self.root / "devices" / rel
         d.mkdir(parents=True, exist_ok=True)
         (d / "vendor").write_text(f"0x{vendor:04x}\n")
@@ -52,11 +58,17 @@ class MiniTree:
             (d / "subordinate_bus_number").write_text(f"{bridge[2]}\n")
         for k, v in (attrs or {}).items():
             (d / k).write_text(v)
+        if driver is not None:
+            (d / "driver").symlink_to("../" * (rel.count("/") + 2) + f"bus/pci/drivers/{driver}")
+        for suffix in services:
+            (d / f"{d.name}:pcie{suffix}").mkdir()
         entry = self.root / "bus" / "pci" / "devices" / d.name
         if link == "relative":
             entry.symlink_to(os.path.relpath(d, entry.parent))
         elif link == "absolute":
             entry.symlink_to("/sys/devices/" + rel)
+        elif link == "none":
+            pass
         elif link == "copy":
             import shutil
 

@@ -8,10 +8,8 @@ from collections.abc import Iterator
 from accelctl.diagnostics.context import RuleContext
 from accelctl.diagnostics.findings import Finding, Severity
 from accelctl.diagnostics.planner_hints import bar_unassigned_hint
+from accelctl.pci.regs import CLASS_BRIDGE_SUBTRACTIVE
 from accelctl.topology.model import Bar, NodeKind, PciFunction
-
-#: IORESOURCE_IO / IORESOURCE_MEM flag bits of the `resource` table.
-_IO, _MEM = 0x100, 0x200
 
 
 def _assigned(bar: Bar) -> bool:
@@ -59,9 +57,9 @@ def bar_unassigned(ctx: RuleContext) -> Iterator[Finding]:
     ctx.checked["bar_peers"] = judged
 
 
-def _windows_for(bar_or_flags: int, prefetchable: bool, bridge: PciFunction) -> list[tuple[int, int]]:
-    """The bridge windows a child resource may legally sit in."""
-    if bar_or_flags & _IO:
+def _windows_for(kind: str, prefetchable: bool, bridge: PciFunction) -> list[tuple[int, int]]:
+    """The bridge windows a child resource of `kind` ("io" or "mem") may legally sit in."""
+    if kind == "io":
         names = ["io_window"]
     elif prefetchable:
         names = ["pref_window", "mem_window"]  # a prefetchable BAR may sit in either
@@ -74,28 +72,43 @@ def _inside(start: int, size: int, windows: list[tuple[int, int]]) -> bool:
     return any(ws <= start and start + size <= ws + wsize for ws, wsize in windows)
 
 
+def _child_resources(child: PciFunction) -> list[tuple[str, str, int, int, bool]]:
+    """(what, kind, start, size, prefetchable) of each assigned BAR and window of a child."""
+    out = []
+    for bar in child.bars:
+        if _assigned(bar) and (bar.is_io or bar.is_memory):
+            out.append((f"BAR{bar.index}", "io" if bar.is_io else "mem", bar.start, bar.size, bar.prefetchable))
+    for name, (start, size) in child.windows.items():
+        if size > 0 and start != 0:
+            out.append((name, "io" if name == "io_window" else "mem", start, size, name == "pref_window"))
+    return out
+
+
 def bridge_windows(ctx: RuleContext) -> Iterator[Finding]:
     """Each assigned child BAR (and child bridge window) inside its parent bridge's windows."""
     fns = ctx.topo.functions
     judged = 0
     for bridge in fns.values():
-        if not bridge.is_bridge or not bridge.accessible or not bridge.windows:
+        if not bridge.is_bridge or not bridge.accessible:
+            continue
+        below = [(child, res) for cid in ctx.topo.children.get(bridge.id, ())
+                 if (child := fns.get(cid)) is not None and child.accessible and (res := _child_resources(child))]
+        if not below:
+            continue
+        if bridge.class_code == CLASS_BRIDGE_SUBTRACTIVE:
+            ctx.could_not_check("BAR_UNASSIGNED", bridge.id, "subtractive-decode bridge: it also forwards "
+                                "addresses outside its windows, so they do not bound what is below it")
+            continue
+        if not bridge.windows:
+            why = bridge.unknown.get("resource", "its resource table has no bridge window lines")
+            ctx.could_not_check("BAR_UNASSIGNED", bridge.id, f"bridge windows unknown: {why}")
             continue
         judged += 1
         outside: list[str] = []
-        for cid in ctx.topo.children.get(bridge.id, ()):
-            child = fns.get(cid)
-            if child is None or not child.accessible:
-                continue
-            for bar in child.bars:
-                if _assigned(bar) and bar.flags & (_IO | _MEM):
-                    if not _inside(bar.start, bar.size, _windows_for(bar.flags, bar.prefetchable, bridge)):
-                        outside.append(f"{child.id} BAR{bar.index} ({_size_text(bar.size)} at {bar.start:#x})")
-            for name, (start, size) in child.windows.items():
-                if size > 0 and start != 0:
-                    flags = _IO if name == "io_window" else _MEM
-                    if not _inside(start, size, _windows_for(flags, name == "pref_window", bridge)):
-                        outside.append(f"{child.id} {name} ({_size_text(size)} at {start:#x})")
+        for child, resources in below:
+            for what, kind, start, size, prefetchable in resources:
+                if not _inside(start, size, _windows_for(kind, prefetchable, bridge)):
+                    outside.append(f"{child.id} {what} ({_size_text(size)} at {start:#x})")
         if outside:
             yield Finding(
                 "BAR_UNASSIGNED", Severity.ERROR, bridge.id,

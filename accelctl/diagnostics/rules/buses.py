@@ -15,7 +15,25 @@ def _has_range(fn: PciFunction) -> bool:
     return fn.is_bridge and fn.accessible and bool(fn.secondary_bus) and fn.secondary_bus != 0xFF
 
 
+def _behind(fn: PciFunction, ctx: RuleContext) -> str | None:
+    """What in the tree says something should be below a bridge, or None when nothing does."""
+    if fn.kind is NodeKind.SWITCH_UPSTREAM:
+        return "a switch upstream port always has its downstream ports behind it"
+    if fn.slot_presence:
+        return "its slot reports a card present"
+    if fn.link is not None and fn.link.width:
+        return f"its link is up (x{fn.link.width}), so a device is attached"
+    if ctx.topo.children.get(fn.id):
+        return "functions are nested below it"
+    return None
+
+
 def bus_numbers_exhausted(ctx: RuleContext) -> Iterator[Finding]:
+    """A bridge left without bus numbers, when the tree shows something should be behind it.
+
+    A port with secondary = subordinate = 0 and nothing saying a device is there (no presence,
+    no link, not a switch) is an unused port some chipsets leave unnumbered: not a fault.
+    """
     bridges = 0
     fns = ctx.topo.functions
     for fn in fns.values():
@@ -24,15 +42,23 @@ def bus_numbers_exhausted(ctx: RuleContext) -> Iterator[Finding]:
         bridges += 1
         if fn.secondary_bus != 0 or fn.subordinate_bus not in (0, None):
             continue
+        why = _behind(fn, ctx)
+        if why is None:
+            if fn.kind is NodeKind.PCI_BRIDGE and "capabilities" in fn.unknown:
+                ctx.could_not_check(
+                    "BUS_NUMBERS_EXHAUSTED", fn.id,
+                    "bridge without bus numbers whose port type is unreadable (64-byte config): "
+                    "whether a switch sits there is unknown")
+            continue
         parent = fns.get(fn.parent or "")
         used = ""
         if parent is not None and parent.secondary_bus is not None:
             used = (f"; its parent {parent.id} spans buses "
-                    f"[{parent.secondary_bus:02x}-{(parent.subordinate_bus or parent.secondary_bus):02x}], all taken")
+                    f"[{parent.secondary_bus:02x}-{(parent.subordinate_bus or parent.secondary_bus):02x}]")
         yield Finding(
             "BUS_NUMBERS_EXHAUSTED", Severity.ERROR, fn.id,
-            f"bridge {ctx.label(fn.id)} ({fn.kind.value}) got no bus numbers (secondary = subordinate "
-            f"= 0): nothing below it can enumerate{used}",
+            f"bridge {ctx.label(fn.id)} ({fn.kind.value}) has no bus numbers (secondary = subordinate "
+            f"= 0) although {why}: nothing below it can enumerate{used}",
             bus_exhaustion_hint(ctx.topo, fn.id),
         )
     ctx.checked["bridges"] = bridges

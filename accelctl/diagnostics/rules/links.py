@@ -91,10 +91,29 @@ def _path_hops(ctx: RuleContext, endpoint: PciFunction, hops: dict[str, Hop]) ->
     return out
 
 
+def _unjudged_links(ctx: RuleContext, hops: dict[str, Hop]) -> None:
+    """Say which links could not be judged and why: no link state on either end, or an end
+    whose capability is unknown."""
+    for fn in ctx.topo.functions.values():
+        if fn.kind not in DOWNSTREAM_PORTS or not fn.accessible:
+            continue
+        device = ctx.link_partner(fn)
+        if device is None:
+            continue
+        hop = hops.get(fn.id)
+        if hop is None or (hop.width is None and hop.speed_gts is None):
+            ctx.could_not_check("LINK_DOWNTRAINED", device.id,
+                                "no link state: no link attributes and no readable PCIe capability")
+        elif hop.cap_width is None and hop.cap_speed_gts is None:
+            ctx.could_not_check("LINK_DOWNTRAINED", device.id,
+                                "the capability of one end of the link is unknown")
+
+
 def link_downtrained(ctx: RuleContext) -> Iterator[Finding]:
     hops = _hops(ctx)
     bad = {pid: h for pid, h in hops.items() if h.width_short or h.speed_short}
     ctx.checked["links"] = len(hops)
+    _unjudged_links(ctx, hops)
     if not bad:
         return
     limited: dict[str, list[str]] = {pid: [] for pid in bad}

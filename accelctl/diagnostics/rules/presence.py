@@ -24,8 +24,8 @@ def no_accelerators(ctx: RuleContext) -> Iterator[Finding]:
             "NO_ACCELERATORS", Severity.INFO, MACHINE,
             f"no accelerator endpoints found among {len(ctx.topo.functions)} PCI functions: "
             "nothing to check",
-            "if the cards use a class other than 'processing accelerator' (0x12), name them with "
-            "--accel-id VVVV:DDDD or $ACCELCTL_ACCEL_IDS",
+            "if the cards are not of an accelerator class (docs/accelerators.md), name them with "
+            "--accel-id VVVV:DDDD (or VVVV:*, class:CCSS) or $ACCELCTL_ACCEL_IDS",
         )
 
 
