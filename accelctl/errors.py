@@ -146,12 +146,12 @@ class InvalidRequestError(AccelError, ValueError):
 class DeviceNotFoundError(AccelError, LookupError):
     """No device matches the given name."""
 
-    def __init__(self, address: str, detail: str = "") -> None:
+    def __init__(self, address: str, detail: str = "", *, hint: str | None = None) -> None:
         self.address = address
         msg = f"no device matches {address!r}"
         if detail:
             msg += f": {detail}"
-        super().__init__(msg, hint="run 'accelctl list --all' to see what is there")
+        super().__init__(msg, hint=hint or "run 'accelctl list --all' to see what is there")
 
 
 class AmbiguousAddressError(AccelError, LookupError):

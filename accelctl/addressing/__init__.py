@@ -16,7 +16,6 @@ from accelctl.addressing.resolver import (
     Resolver,
     resolve,
     resolve_endpoint,
-    resolve_endpoint_bdf,
 )
 from accelctl.addressing.visible import VISIBLE_DEVICES_ENV, VisibleSet, parse_visible_devices, restrict
 
@@ -38,6 +37,5 @@ __all__ = [
     "parse_visible_devices",
     "resolve",
     "resolve_endpoint",
-    "resolve_endpoint_bdf",
     "restrict",
 ]

@@ -2,7 +2,6 @@
 
     r = resolve(topo, "card2.ep1")          # Resolved(kind=ENDPOINT, ...)
     fn = resolve_endpoint(topo, "7")        # the PciFunction of global id 7
-    bdf = resolve_endpoint_bdf("card0", sysfs_root)   # fits driver.session.Resolver
 
 Names use the default physical-position numbering (docs/addressing.md) unless an AddressMap is
 passed. When ``ACCELCTL_VISIBLE_DEVICES`` is set, accelerator endpoints outside the visible set
@@ -12,10 +11,8 @@ are not found (names keep their machine-wide numbers; see accelctl.addressing.vi
 from __future__ import annotations
 
 import enum
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from accelctl.addressing.addresses import AddressMap, AddressOrder, EndpointAddress, compute_addresses
@@ -235,12 +232,3 @@ def resolve(topo: Topology, name: str, **options: object) -> Resolved:
 def resolve_endpoint(topo: Topology, name: str, **options: object) -> PciFunction:
     """The single accelerator endpoint `name` names (errors as for `Resolver.resolve_endpoint`)."""
     return Resolver(topo, **options).resolve_endpoint(name)  # type: ignore[arg-type]
-
-
-def resolve_endpoint_bdf(name: str, sysfs_root: Path | str) -> str:
-    """Adapter for ``accelctl.driver.session.open_endpoint(resolver=...)``: any device name ->
-    the canonical BDF of one accelerator endpoint of the tree at `sysfs_root`."""
-    from accelctl.topology import build_topology
-
-    topo = build_topology(os.fspath(sysfs_root), names=False)
-    return resolve_endpoint(topo, name).id

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from accelctl.machine import Machine
     from accelctl.sysfs import SysfsRoot
     from accelctl.topology import Topology
 
@@ -19,20 +20,22 @@ class AppContext:
     debug: bool = False
     #: set by a command running with --json, so errors are reported as JSON too
     json_errors: bool = False
-    _root: SysfsRoot | None = None
-    _topology: Topology | None = None
+    _machine: Machine | None = None
+
+    def machine(self, *, platform_kind: str | None = None) -> Machine:
+        """The machine this invocation works on (--fixture, --sysfs-root, $ACCELCTL_SYSFS_ROOT
+        or /sys, with --accel-id), opened once; every command and every step uses this one."""
+        if self._machine is None:
+            from accelctl.machine import open_machine
+
+            self._machine = open_machine(
+                sysfs_root=self.sysfs_root, fixture=self.fixture, accel_ids=self.accel_ids,
+                platform_kind=platform_kind,
+            )
+        return self._machine
 
     def root(self) -> SysfsRoot:
-        """The sysfs tree this invocation reads: --fixture, --sysfs-root, $ACCELCTL_SYSFS_ROOT or /sys."""
-        if self._root is None:
-            from accelctl.platform import open_root
-
-            self._root = open_root(sysfs_root=self.sysfs_root, fixture=self.fixture)
-        return self._root
+        return self.machine().root
 
     def topology(self) -> Topology:
-        if self._topology is None:
-            from accelctl.topology import build_topology
-
-            self._topology = build_topology(self.root(), accel_ids=self.accel_ids)
-        return self._topology
+        return self.machine().topology()

@@ -22,10 +22,6 @@ class LogName(str, enum.Enum):
     firmware = "firmware"
 
 
-def _root(ctx: typer.Context) -> Any:
-    return ctx.obj.root().path
-
-
 def _emit(document: dict[str, Any], as_json: bool) -> None:
     if as_json:
         out.emit_json({"schema_version": SCHEMA_VERSION, **document})
@@ -54,9 +50,9 @@ def _print_mapping(data: Any, indent: int = 0) -> None:
 def identify(ctx: typer.Context, device: DeviceArg, json: JsonOpt = False) -> None:
     """Identify the controller and the endpoint (model, serial, firmware, logical address)."""
     ctx.obj.json_errors = json
-    from accelctl.driver import ops
+    from accelctl import endpoints as ops
 
-    _emit(ops.identify(device, sysfs_root=_root(ctx)), json)
+    _emit(ops.identify(ctx.obj.machine(), device), json)
 
 
 @app.command()
@@ -68,22 +64,22 @@ def log(
 ) -> None:
     """Read a log page: health (temperature, counters), error log, firmware slots."""
     ctx.obj.json_errors = json
-    from accelctl.driver import ops
+    from accelctl import endpoints as ops
 
-    _emit(ops.read_log(device, page.value, sysfs_root=_root(ctx)), json)
+    _emit(ops.read_log(ctx.obj.machine(), device, page.value), json)
 
 
 @app.command()
 def features(ctx: typer.Context, device: DeviceArg, json: JsonOpt = False) -> None:
     """Every feature's current value."""
     ctx.obj.json_errors = json
-    from accelctl.driver import ops
+    from accelctl import endpoints as ops
 
-    _emit(ops.features(device, sysfs_root=_root(ctx)), json)
+    _emit(ops.features(ctx.obj.machine(), device), json)
 
 
 def _parse_feature(text: str) -> int:
-    from accelctl.driver import ops
+    from accelctl import endpoints as ops
 
     try:
         return int(ops.feature_id(text))
@@ -100,9 +96,9 @@ def get_feature(
 ) -> None:
     """Read one feature."""
     ctx.obj.json_errors = json
-    from accelctl.driver import ops
+    from accelctl import endpoints as ops
 
-    _emit(ops.get_feature(device, _parse_feature(feature), sysfs_root=_root(ctx)), json)
+    _emit(ops.get_feature(ctx.obj.machine(), device, _parse_feature(feature)), json)
 
 
 @app.command("set-feature")
@@ -115,10 +111,10 @@ def set_feature(
 ) -> None:
     """Set one feature and read it back."""
     ctx.obj.json_errors = json
-    from accelctl.driver import ops
+    from accelctl import endpoints as ops
 
     try:
         number = int(value, 0)
     except ValueError:
         raise typer.BadParameter(f"not a number: {value!r}") from None
-    _emit(ops.set_feature(device, _parse_feature(feature), number, sysfs_root=_root(ctx)), json)
+    _emit(ops.set_feature(ctx.obj.machine(), device, _parse_feature(feature), number), json)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any, Optional
 
 import typer
@@ -22,21 +23,25 @@ def bench(
 ) -> None:
     """Latency (interrupt, poll), batched throughput vs. one-ioctl-per-command, DMA vs. memcpy.
 
-    Uses the bundled one-card fixture unless --fixture or --sysfs-root names another tree."""
+    Uses the bundled one-card fixture unless --fixture or --sysfs-root names another tree (a
+    simulated one: on a live machine nothing plays the driver yet, exit 5). Exits 1 when a
+    target fails."""
     if ctx.invoked_subcommand is not None:
         return
     ctx.obj.json_errors = json
-    from accelctl.driver.bench import run_bench
+    from accelctl.bench.driver_core import run_bench
+    from accelctl.sysfs.root import SYSFS_ROOT_ENV
 
     state = ctx.obj
-    root: Any = None
-    if state.sysfs_root is not None or state.fixture is not None:
-        root = state.root().path
-    report = run_bench(device, sysfs_root=root, seconds=seconds, latency_iterations=iterations)
+    if state.sysfs_root is None and state.fixture is None and not os.environ.get(SYSFS_ROOT_ENV):
+        state.fixture = "one-card"
+    report = run_bench(state.machine(), device, seconds=seconds, latency_iterations=iterations)
     if json:
         out.emit_json(report)
-        return
-    _render(report)
+    else:
+        _render(report)
+    if not report["all_targets_pass"]:
+        raise typer.Exit(1)
 
 
 def _render(r: dict[str, Any]) -> None:
@@ -44,7 +49,7 @@ def _render(r: dict[str, Any]) -> None:
     floor = r["platform"]
     steal = "" if floor["steal_pct"] is None else f", {floor['steal_pct']}% stolen by the hypervisor"
     lines = [
-        f"device {r['device']} (simulator in a separate process, {r['cpus']} CPUs, {r['rounds']} interleaved rounds)",
+        f"{r['machine']['kind']} {r['machine']['name']}: device {r['device']} (simulator in a separate process, {r['cpus']} CPUs, {r['rounds']} interleaved rounds)",
         f"platform      spin round trip {floor['spin_round_trip_us']} us, eventfd wake-up {floor['eventfd_wakeup_us']} us{steal}",
         f"sync latency  interrupt p50 {lat['interrupt']['p50']} us  p99 {lat['interrupt']['p99']} us",
         f"              poll      p50 {lat['poll']['p50']} us  p99 {lat['poll']['p99']} us",

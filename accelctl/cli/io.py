@@ -48,9 +48,9 @@ def write(ctx: typer.Context, device: DeviceArg, address: AddressOpt = "0", inpu
           json: JsonOpt = False) -> None:
     """Write a file (or stdin) into device memory."""
     ctx.obj.json_errors = json
-    from accelctl.driver import ops
+    from accelctl import endpoints as ops
 
-    result = ops.write_data(device, _int(address, "address"), _input(input), sysfs_root=ctx.obj.root().path)
+    result = ops.write_data(ctx.obj.machine(), device, _int(address, "address"), _input(input))
     _emit(result, json, f"wrote {result['bytes']} bytes at 0x{result['address']}")
 
 
@@ -63,9 +63,9 @@ def read(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (default: stdout).")] = None,
 ) -> None:
     """Read device memory to a file (or stdout, raw bytes)."""
-    from accelctl.driver import ops
+    from accelctl import endpoints as ops
 
-    data = ops.read_data(device, _int(address, "address"), _int(length, "length"), sysfs_root=ctx.obj.root().path)
+    data = ops.read_data(ctx.obj.machine(), device, _int(address, "address"), _int(length, "length"))
     if output is not None:
         output.write_bytes(data)
     else:
@@ -84,10 +84,9 @@ def fill(
 ) -> None:
     """Fill a device memory range with a repeated 32-bit pattern."""
     ctx.obj.json_errors = json
-    from accelctl.driver import ops
+    from accelctl import endpoints as ops
 
-    result = ops.fill(device, _int(address, "address"), _int(length, "length"), _int(pattern, "pattern"),
-                      sysfs_root=ctx.obj.root().path)
+    result = ops.fill(ctx.obj.machine(), device, _int(address, "address"), _int(length, "length"), _int(pattern, "pattern"))
     _emit(result, json, f"filled {result['bytes']} bytes at 0x{result['address']} with {result['pattern']}")
 
 
@@ -96,9 +95,9 @@ def compare(ctx: typer.Context, device: DeviceArg, address: AddressOpt = "0", in
             json: JsonOpt = False) -> None:
     """Compare device memory with a file (or stdin); exits 7 when they differ."""
     ctx.obj.json_errors = json
-    from accelctl.driver import ops
+    from accelctl import endpoints as ops
 
-    result = ops.compare(device, _int(address, "address"), _input(input), sysfs_root=ctx.obj.root().path)
+    result = ops.compare(ctx.obj.machine(), device, _int(address, "address"), _input(input))
     if result["equal"]:
         _emit(result, json, f"equal: {result['bytes']} bytes at 0x{result['address']}")
         return

@@ -63,19 +63,16 @@ def reset_command(
     Exit codes: 0 reset and every check passed; 7 reset done, verification failed; 8 refused
     (in use, not confirmed, level not offered); 4 not permitted; 5 the reset itself failed."""
     from accelctl.errors import ActionRefusedError, DeviceInUseError
-    from accelctl.platform.sim import platform_for
     from accelctl.reset.plan import SCHEMA_VERSION, make_plan
 
     ctx.obj.json_errors = json
-    root = ctx.obj.root()
-    if (root.path.parent / "snapshot.json").is_file():
+    machine = ctx.obj.machine(platform_kind=platform_kind)
+    if not machine.source.has_devices:
         raise ActionRefusedError(
-            f"{root.path} is a snapshot replay: there is no device to reset",
+            f"{machine.source.name} is a snapshot replay: there is no device to reset",
             hint="run the reset on the machine itself",
         )
-    platform = platform_for(root, fixture=ctx.obj.fixture is not None, force_kind=platform_kind)
-    topo = ctx.obj.topology()
-    plan = make_plan(topo, device, level.value, platform, timeout_s=timeout)
+    plan = make_plan(machine.topology(), device, level.value, machine.platform, timeout_s=timeout)
     if dry_run:
         if json:
             out.emit_json({"schema_version": SCHEMA_VERSION, "plan": plan.to_dict()})
@@ -106,7 +103,7 @@ def reset_command(
         sys.stderr.write(f"accelctl: {message}\n")
         sys.stderr.flush()
 
-    result = run_reset(plan, topo, platform, timeout_s=timeout, inject=list(inject or []), progress=progress)
+    result = run_reset(plan, machine, timeout_s=timeout, inject=list(inject or []), progress=progress)
     if json:
         out.emit_json({"schema_version": SCHEMA_VERSION, "plan": plan.to_dict(), "result": result.to_dict()})
     else:

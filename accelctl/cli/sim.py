@@ -21,12 +21,30 @@ RootOpt = Annotated[
 ]
 
 
-def _root(ctx: typer.Context, fixture: str | None, sysfs_root: Path | None) -> Any:
+def _machine(ctx: typer.Context, fixture: str | None, sysfs_root: Path | None) -> Any:
+    """The machine named here, else the global one (--accel-id applies either way)."""
     if fixture is not None or sysfs_root is not None:
-        from accelctl.platform import open_root
+        from accelctl.machine import open_machine
 
-        return open_root(sysfs_root=sysfs_root, fixture=fixture).path
-    return ctx.obj.root().path
+        return open_machine(sysfs_root=sysfs_root, fixture=fixture, accel_ids=ctx.obj.accel_ids)
+    return ctx.obj.machine()
+
+
+def _simulated(ctx: typer.Context, fixture: str | None, sysfs_root: Path | None) -> Any:
+    """The simulator platform of that machine; a live /sys has none (exit 5)."""
+    from accelctl.errors import DriverError
+
+    machine = _machine(ctx, fixture, sysfs_root)
+    if machine.platform.kind != "simulator":
+        raise DriverError(
+            f"{machine.source.name} is a live machine: there is nothing to simulate",
+            hint="accelctl sim serve --fixture NAME (accelctl fixture list)",
+        )
+    return machine.platform
+
+
+def _root(ctx: typer.Context, fixture: str | None, sysfs_root: Path | None) -> Any:
+    return _machine(ctx, fixture, sysfs_root).root.path
 
 
 @app.command("serve")
@@ -42,25 +60,14 @@ def serve(
     json: JsonOpt = False,
 ) -> None:
     """Serve every accelerator endpoint of the fixture on a Unix socket (background unless --foreground)."""
-    from accelctl.sim import service
-
     ctx.obj.json_errors = json
-    root = _root(ctx, fixture, sysfs_root)
+    platform = _simulated(ctx, fixture, sysfs_root)
     faults = [_json.loads(f) for f in fault or ()]
     if foreground:
-        from accelctl.sim.device import FaultSpec
-
-        specs = {bdf: [FaultSpec.from_dict(dict(f)) for f in faults] for bdf in _bdfs(root)} if faults else None
-        out.err_console().print(f"serving {out.esc(root)} (Ctrl-C to stop)")
-        service.serve(root, faults=specs, spin_us=spin_us)
+        out.err_console().print(f"serving {out.esc(platform.root.path)} (Ctrl-C to stop)")
+        platform.serve(faults=faults, spin_us=spin_us)
         return
-    _render(service.start_process(root, faults=faults, spin_us=spin_us), json)
-
-
-def _bdfs(root: Any) -> list[str]:
-    from accelctl.sim.device import endpoints_from_sysfs_root
-
-    return [e.bdf for e in endpoints_from_sysfs_root(root)]
+    _render(platform.start_daemon(faults=faults, spin_us=spin_us), json)
 
 
 @app.command("status")

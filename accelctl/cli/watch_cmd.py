@@ -29,11 +29,10 @@ def watch_command(
     from accelctl.watch.poll import diff_states, read_state
 
     ctx.obj.json_errors = json
-    root = ctx.obj.root()
-    accel_ids = tuple(ctx.obj.accel_ids)
+    machine = ctx.obj.machine()
     deadline = time.monotonic() + duration if duration is not None else None
     seen = 0
-    state = read_state(root, accel_ids)
+    state = read_state(machine, again=False)
     accel = {b for b, f in state.functions.items() if f.accelerator}
 
     def emit(ev) -> bool:  # type: ignore[no-untyped-def]
@@ -52,7 +51,7 @@ def watch_command(
     def expired() -> bool:
         return deadline is not None and time.monotonic() >= deadline
 
-    if root.is_live and ctx.obj.fixture is None:
+    if machine.platform.kind == "linux":
         from accelctl.watch.live import udev_events
 
         step = interval or 0.5
@@ -61,7 +60,7 @@ def watch_command(
             if ev is not None and emit(ev):
                 return
             if interval is not None and time.monotonic() >= next_poll:
-                new = read_state(root, accel_ids)
+                new = read_state(machine)
                 for e in diff_states(state, new, with_link_aer=True):
                     if e.action in ("link", "aer") and emit(e):
                         return
@@ -71,7 +70,7 @@ def watch_command(
     step = interval or 0.2
     while not expired():
         time.sleep(step if deadline is None else max(0.0, min(step, deadline - time.monotonic())))
-        new = read_state(root, accel_ids)
+        new = read_state(machine)
         for ev in diff_states(state, new, with_link_aer=interval is not None):
             if emit(ev):
                 return

@@ -6,7 +6,7 @@ session's owner). Commands submitted during one loop iteration share one doorbel
 for a concurrent.futures one), and the loop itself caps one queue at roughly 0.27 M cmd/s
 (driver-core.md 2.2).
 
-    async with await aio.open_endpoint(bdf, sysfs_root=tree) as adev:
+    async with await accelctl.endpoints.open_endpoint_async(name, fixture=...) as adev:
         cpl = await adev.execute(cmd.fill(0, 4096, 0xAB))
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from accelctl.driver.commands import Command
-from accelctl.driver.session import IoQueue, Session, open_endpoint as _open_sync
+from accelctl.driver.session import IoQueue, Session
 from accelctl.driver.tracker import Completion, Request
 from accelctl.errors import CommandTimeoutError
 
@@ -137,10 +137,3 @@ class AsyncSession:
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
-
-
-async def open_endpoint(device: str, **options: Any) -> AsyncSession:
-    """Open an endpoint (same arguments as the sync ``open_endpoint``) for use from this loop."""
-    options.setdefault("wait", "interrupt")
-    session = _open_sync(device, **options)
-    return AsyncSession(session, asyncio.get_running_loop())

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 from accelctl.driver.dma import DmaBuffer
 
 Segment = tuple[DmaBuffer, int, int]  # (buffer, offset, length)

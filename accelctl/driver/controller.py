@@ -33,11 +33,12 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 from accelctl.driver import commands as cmds
 from accelctl.driver.commands import Command
 from accelctl.driver.dma import PAGE_SIZE, DmaBuffer, IovaAllocator, round_up
-from accelctl.driver.notify import EventFd, Waiter, WaitMode, make_fence
+from accelctl.driver.notify import EventFd, Waiter, WaitMode
+from accelctl.protocol.fence import make_fence
 from accelctl.driver.qpair import QueuePair, QueueState
 from accelctl.driver.tracker import Completion, Request, RequestState
 from accelctl.driver.transport import ControlChannel

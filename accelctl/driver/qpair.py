@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 from accelctl.driver.notify import EventFd
 from accelctl.driver.ring import CompletionRing, SubmissionRing
 from accelctl.driver.tracker import Completion, Request, RequestState, TrackerTable

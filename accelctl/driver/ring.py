@@ -13,7 +13,7 @@ CQ rules that matter (driver-core.md pitfalls 1-3):
 
 from __future__ import annotations
 
-from accelctl.driver.abi import CQE_SIZE, CQE_STATUS_HWORD, SQE_SIZE
+from accelctl.protocol.abi import CQE_SIZE, CQE_STATUS_HWORD, SQE_SIZE
 
 
 class SubmissionRing:

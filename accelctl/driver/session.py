@@ -1,9 +1,9 @@
 """The public synchronous API of the driver core.
 
-    from accelctl.driver.session import open_endpoint
+    from accelctl.endpoints import open_endpoint      # by name, on a machine; or Session(socket)
     from accelctl.driver import commands as cmd
 
-    with open_endpoint("0000:41:00.0", sysfs_root=tree) as dev:
+    with open_endpoint("card0.ep0", fixture="two-socket") as dev:
         buf = dev.alloc_dma(1 << 20)                 # registered, pre-faulted, zero-copy view
         buf.view[:5] = b"hello"
         dev.execute(cmd.write(0x0, buf))              # sync: submit + reap here; raises on error
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 from accelctl.driver import commands as cmds
 from accelctl.driver.commands import Command
 from accelctl.driver.controller import Controller
@@ -33,37 +33,6 @@ from accelctl.driver.notify import WaitMode
 from accelctl.driver.qpair import QueuePair
 from accelctl.driver.tracker import Completion, Request
 from accelctl.errors import DeviceNotFoundError
-
-#: Turns any device name accelctl accepts into the canonical BDF of an endpoint of ``sysfs_root``.
-Resolver = Callable[[str, Path], str]
-
-
-def resolve_bdf(name: str, sysfs_root: Path) -> str:
-    """Default resolver: every device name accelctl accepts (BDF, cardN.epM, global id, serial).
-
-    A long-form BDF present in the tree is taken as is, without scanning the whole tree (the
-    common case for runtimes); anything else goes through accelctl.addressing's resolver, so
-    names mean here exactly what they mean in `accelctl list`.
-    """
-    from accelctl.pci.bdf import Bdf
-
-    bdf = Bdf.find(name)
-    if bdf is not None and name.count(":") == 2:
-        if (sysfs_root / "bus" / "pci" / "devices" / str(bdf)).exists():
-            return str(bdf)
-        raise DeviceNotFoundError(name, f"no PCI function {bdf} under {sysfs_root}")
-    from accelctl.addressing.resolver import resolve_endpoint_bdf
-
-    return resolve_endpoint_bdf(name, sysfs_root)
-
-
-def endpoint_socket(sysfs_root: Path, bdf: str) -> str:
-    """The socket of ``bdf``'s endpoint, starting the simulator daemon for the tree if needed."""
-    from accelctl.sim import service
-
-    service.ensure_running(sysfs_root)
-    return str(service.socket_path(sysfs_root, bdf))
-
 
 class IoQueue:
     """An IO queue pair of a session, with the command-level API."""
@@ -303,28 +272,3 @@ class Session:
                 self.close()
             except Exception:
                 pass
-
-
-def open_endpoint(
-    device: str,
-    *,
-    sysfs_root: str | os.PathLike[str] | None = None,
-    resolver: Resolver | None = None,
-    wait: WaitMode | str = WaitMode.INTERRUPT,
-    socket_path: str | None = None,
-    **controller_options: Any,
-) -> Session:
-    """Open the endpoint named ``device`` (BDF, cardN.epM, global id or serial; ``resolver``
-    replaces the default naming) of the tree at ``sysfs_root``.
-
-    The simulator daemon serving the tree is found or started. ``socket_path`` bypasses name
-    resolution (tests, a daemon somewhere else). ``wait`` is ``interrupt`` (sleep on eventfds),
-    ``poll`` (spin) or ``hybrid`` (spin 50 us, then sleep). Other options go to
-    :class:`~accelctl.driver.controller.Controller` (timeouts, ``max_resets``, ...).
-    """
-    bdf = None
-    if socket_path is None:
-        root = Path(sysfs_root) if sysfs_root is not None else Path("/sys")
-        bdf = (resolver or resolve_bdf)(device, root)
-        socket_path = endpoint_socket(root, bdf)
-    return Session(socket_path, bdf=bdf, wait=wait, **controller_options)

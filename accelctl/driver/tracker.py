@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 from accelctl.errors import DriverError
 
 TAG_BITS = abi.CID_TAG_BITS

@@ -20,7 +20,7 @@ import struct
 import time
 from collections.abc import Sequence
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 from accelctl.errors import BackendError, DeviceRemovedError
 
 _MAX_FDS = 16

@@ -59,5 +59,16 @@ class LinuxPlatform:
         finally:
             os.close(fd)
 
+    def endpoint_socket(self, bdf: str) -> str:
+        """Where the driver core reaches endpoint ``bdf``: a kernel driver's device node.
+
+        Raises:
+            DriverError: no kernel driver for accelctl's protocol exists on this machine yet.
+        """
+        raise DriverError(
+            f"no accelctl kernel driver serves {bdf} on this machine",
+            hint="the driver core talks to simulated devices: use --fixture NAME (accelctl fixture list)",
+        )
+
     def rescan(self) -> None:
         self.write_attr(self.root.join("bus", "pci", "rescan"), "1")

@@ -1,28 +1,88 @@
 """SimPlatform: a fixture tree plus the device simulator that plays its kernel driver and firmware.
 
-Resets go to the simulator (in-flight commands aborted with a retryable status, sessions made
-stale, firmware back to power-on); what a real kernel would then show in /sys (a device gone, a
-new serial) is mirrored into the fixture tree by accelctl.reset.fixture_mutate.
+The platform decides who plays the kernel driver: here, one simulator daemon per fixture, started
+on demand as a background process that outlives the command (so concurrent commands share one
+device and its state) and serving exactly the machine's accelerator endpoints. Resets go to the
+simulator (in-flight commands aborted with a retryable status, sessions made stale, firmware back
+to power-on); what a real kernel would then show in /sys (a device gone, a new serial) is
+mirrored into the fixture tree by accelctl.platform.fixture_mutate.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from accelctl.errors import DeviceNotFoundError
 from accelctl.platform.linux import LinuxPlatform
 from accelctl.sysfs import SysfsRoot
+
+#: The accelerator endpoints of the machine (PciFunction objects), asked for only when needed.
+Accelerators = Callable[[], Iterable[Any]]
 
 
 class SimPlatform(LinuxPlatform):
     kind = "simulator"
 
-    def __init__(self, root: SysfsRoot) -> None:
+    def __init__(self, root: SysfsRoot, accelerators: Accelerators | None = None) -> None:
         super().__init__(root)
+        self._accelerators = accelerators
+
+    # -- what is served ---------------------------------------------------------------------------
+
+    def served_endpoints(self) -> list[Any]:
+        """EndpointConfig for every accelerator endpoint of the machine, sorted by BDF."""
+        if self._accelerators is None:
+            return []
+        return sorted((endpoint_config(fn) for fn in self._accelerators()), key=lambda c: c.bdf)
+
+    def endpoint_socket(self, bdf: str) -> str:
+        """The socket of endpoint ``bdf``, starting the fixture's simulator daemon if none runs.
+
+        Raises:
+            SimulatorError: the daemon could not be started.
+            DeviceNotFoundError: the running daemon does not serve ``bdf`` (it was started with
+                another set of accelerator rules).
+        """
+        from accelctl.sim import service
+
+        st = service.ensure_running(self.root.path, self.served_endpoints)
+        path = st.sockets.get(bdf)
+        if path is None:
+            raise DeviceNotFoundError(
+                bdf, f"the simulator running for this fixture does not serve {bdf}",
+                hint="it was started with other accelerator rules: 'accelctl sim stop', then retry",
+            )
+        return str(path)
+
+    @contextmanager
+    def endpoint_sockets(self) -> Iterator[dict[str, str]]:
+        """BDF -> socket of every served endpoint (the daemon is started if needed)."""
+        from accelctl.sim import service
+
+        st = service.ensure_running(self.root.path, self.served_endpoints)
+        yield dict(st.sockets)
+
+    def start_daemon(self, *, faults: list[dict[str, Any]] | None = None, spin_us: float | None = None) -> Any:
+        """Start the background daemon (`accelctl sim serve`); SimulatorError when one runs."""
+        from accelctl.sim import service
+
+        kwargs: dict[str, Any] = {"faults": faults}
+        if spin_us is not None:
+            kwargs["spin_us"] = spin_us
+        return service.start_process(self.root.path, self.served_endpoints(), **kwargs)
+
+    def serve(self, *, faults: list[dict[str, Any]] | None = None, spin_us: float | None = None) -> None:
+        """Run the daemon in this thread until SIGTERM/SIGINT (`accelctl sim serve --foreground`)."""
+        from accelctl.sim import service
+
+        kwargs: dict[str, Any] = {"faults": faults}
+        if spin_us is not None:
+            kwargs["spin_us"] = spin_us
+        service.serve(self.root.path, self.served_endpoints(), **kwargs)
 
     # -- who is connected ------------------------------------------------------------------------
 
@@ -39,7 +99,7 @@ class SimPlatform(LinuxPlatform):
         for path in sockets.values():
             try:
                 with _channel(path) as ch:
-                    from accelctl.driver.abi import CtrlCmd
+                    from accelctl.protocol.abi import CtrlCmd
 
                     body, _ = ch.request(CtrlCmd.INTROSPECT)
                     return json.loads(body)
@@ -49,17 +109,8 @@ class SimPlatform(LinuxPlatform):
 
     # -- actions -------------------------------------------------------------------------------
 
-    @contextmanager
-    def simulator(self) -> Iterator[dict[str, Path]]:
-        """Socket paths of a simulator for this tree (the running daemon, else an embedded one
-        for the duration of the block)."""
-        from accelctl.sim import service
-
-        with service.use_simulator(self.root.path) as sockets:
-            yield sockets
-
     def add_faults(self, socket: str | os.PathLike[str], faults: list[dict[str, Any]]) -> None:
-        from accelctl.driver.abi import CtrlCmd
+        from accelctl.protocol.abi import CtrlCmd
 
         with _channel(str(socket)) as ch:
             ch.request(CtrlCmd.FAULT, json.dumps({"add": faults}).encode())
@@ -70,11 +121,40 @@ class SimPlatform(LinuxPlatform):
         Raises:
             BackendError: the simulator reported failure (errno ENODEV: it did not come back).
         """
-        from accelctl.driver.abi import CTRL_RESET, CTRL_U32, CtrlCmd, ResetScope
+        from accelctl.protocol.abi import CTRL_RESET, CTRL_U32, CtrlCmd, ResetScope
 
         with _channel(str(socket), timeout_s=timeout_s) as ch:
             body, _ = ch.request(CtrlCmd.RESET, CTRL_RESET.pack(ResetScope.DEVICE))
             return CTRL_U32.unpack_from(body)[0]
+
+
+def endpoint_config(fn: Any, *, memory_cap: int | None = None) -> Any:
+    """The simulator's EndpointConfig for one accelerator function of the topology."""
+    from accelctl.sim.device.config import DEFAULT_MEMORY_CAP, EndpointConfig, serial_for
+
+    bars = tuple(fn.bars or ())
+    bar0 = next((b for b in bars if b.index == 0), None)
+    return EndpointConfig(
+        bdf=str(fn.bdf),
+        serial=serial_for(str(fn.bdf), fn.serial),
+        model=fn.model or "accelsim",
+        memory_size=_memory_size(bars, memory_cap or DEFAULT_MEMORY_CAP),
+        vendor_id=int(fn.vendor_id or 0),
+        device_id=int(fn.device_id or 0),
+        card=fn.card,
+        bar0_size=int(bar0.size or 0) if bar0 is not None else 0,
+        numa_node=fn.numa_node if fn.numa_node is not None else -1,
+    )
+
+
+#: Device memory is backed by a sparse file; below this a device gets this much anyway.
+MIN_MEMORY_SIZE = 1 << 20
+
+
+def _memory_size(bars: tuple[Any, ...], cap: int) -> int:
+    """Device memory = the largest BAR (usually the prefetchable 64-bit one), capped, page-rounded."""
+    size = max((int(b.size or 0) for b in bars), default=0) or MIN_MEMORY_SIZE
+    return max(MIN_MEMORY_SIZE, min(size, cap)) // 4096 * 4096
 
 
 @contextmanager
@@ -88,9 +168,11 @@ def _channel(path: str, *, timeout_s: float = 5.0) -> Iterator[Any]:
         ch.close()
 
 
-def platform_for(root: SysfsRoot, *, fixture: bool, force_kind: str | None = None) -> LinuxPlatform:
+def platform_for(
+    root: SysfsRoot, *, live: bool, accelerators: Accelerators | None = None, force_kind: str | None = None
+) -> LinuxPlatform:
     """The platform acting on `root`: the live /sys is Linux; a fixture or any other directory
     is simulated (writes there would change nothing real). `force_kind` overrides (tests of the
     Linux executor against a scratch tree)."""
-    kind = force_kind or ("linux" if root.is_live and not fixture else "simulator")
-    return LinuxPlatform(root) if kind == "linux" else SimPlatform(root)
+    kind = force_kind or ("linux" if live else "simulator")
+    return LinuxPlatform(root) if kind == "linux" else SimPlatform(root, accelerators)

@@ -11,15 +11,18 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from accelctl.errors import AccelError, BackendError, DriverError, VerificationError
 from accelctl.platform.linux import LinuxPlatform
-from accelctl.reset import fixture_mutate
+from accelctl.platform import fixture_mutate
 from accelctl.reset.facts import Facts, differences, facts_of
 from accelctl.reset.plan import ResetPlan
 from accelctl.reset.timeline import Timeline
 from accelctl.topology import Topology
+
+if TYPE_CHECKING:
+    from accelctl.machine import Machine
 
 IDENTIFY_ATTEMPTS = 3
 POLL_INTERVAL_S = 0.05
@@ -27,6 +30,8 @@ PROGRESS_EVERY_S = 1.0
 INJECT_KINDS = ("no-return", "narrow-link", "new-serial")
 
 Progress = Callable[[str], None]
+#: Scans the machine again with its own accelerator rules (Machine.rescan).
+Rescan = Callable[[], Topology]
 
 
 @dataclass(slots=True)
@@ -92,12 +97,6 @@ class ResetResult:
 # --- reading the tree ------------------------------------------------------------------------
 
 
-def _rescan_topology(topo: Topology) -> Topology:
-    from accelctl.topology import build_topology
-
-    return build_topology(topo.root, accel_ids=getattr(topo, "accel_ids", ()))
-
-
 def _sysfs_facts(topo: Topology, bdfs: list[str]) -> dict[str, Facts]:
     from accelctl.addressing import compute_addresses
 
@@ -141,13 +140,12 @@ def _with_identify(f: Facts, ident: dict[str, Any] | None) -> Facts:
 # --- waiting ---------------------------------------------------------------------------------
 
 
-def _wait_for(topo: Topology, bdfs: list[str], deadline: float, progress: Progress) -> Topology:
+def _wait_for(rescan: Rescan, bdfs: list[str], deadline: float, progress: Progress) -> Topology:
     """Re-read the tree until every function is present and readable, or the deadline passes."""
     start = time.monotonic()
     next_note = start + PROGRESS_EVERY_S
-    current = topo
     while True:
-        current = _rescan_topology(topo)
+        current = rescan()
         missing = [b for b in bdfs if b not in current.functions or current.functions[b].accessible is False]
         now = time.monotonic()
         if not missing or now >= deadline:
@@ -253,8 +251,7 @@ def _run_sim(
 
 def run_reset(
     plan: ResetPlan,
-    topo: Topology,
-    platform: LinuxPlatform,
+    machine: Machine,
     *,
     timeout_s: float = 30.0,
     inject: list[str] | None = None,
@@ -266,6 +263,9 @@ def run_reset(
         SysfsPermissionError: a sysfs write was not permitted (nothing else was done).
         AccelError: a bad --inject, or injection requested on real hardware.
     """
+    topo = machine.topology()
+    platform = machine.platform
+    rescan = machine.rescan
     tl = Timeline()
     bdfs = plan.affected_bdfs
     with tl.step("read_before", f"{len(bdfs)} function(s)"):
@@ -279,9 +279,9 @@ def run_reset(
             _run_linux(plan, platform, tl)
         except DriverError as err:
             failure = str(err)
-        return _finish(plan, topo, platform, tl, before, {}, failure, [], {}, timeout_s, progress, None)
+        return _finish(plan, topo, rescan, platform, tl, before, {}, failure, [], {}, timeout_s, progress, None)
 
-    with platform.simulator() as sockets:  # type: ignore[attr-defined]
+    with platform.endpoint_sockets() as sockets:  # type: ignore[attr-defined]
         sockets = {k: str(v) for k, v in sockets.items()}
         endpoints = [b for b in bdfs if b in sockets]
         faults = _parse_injects(inject or [], plan, endpoints)
@@ -296,13 +296,14 @@ def run_reset(
             failed, notes = _run_sim(plan, topo, platform, sockets, faults, before, tl, timeout_s)
         except DriverError as err:
             failure = str(err)
-        return _finish(plan, topo, platform, tl, before, sockets, failure, failed, notes, timeout_s,
+        return _finish(plan, topo, rescan, platform, tl, before, sockets, failure, failed, notes, timeout_s,
                        progress, faults)
 
 
 def _finish(
     plan: ResetPlan,
     topo: Topology,
+    rescan: Rescan,
     platform: LinuxPlatform,
     tl: Timeline,
     before: dict[str, Facts],
@@ -321,7 +322,7 @@ def _finish(
     with tl.step("wait_reappear", f"{len(bdfs)} function(s), up to {timeout_s:g} s") as st:
         # a device the simulator reported gone will not come back: do not wait for it
         waiting = [b for b in bdfs if b not in failed]
-        after_topo = _wait_for(topo, waiting, deadline, progress)
+        after_topo = _wait_for(rescan, waiting, deadline, progress)
         missing = [b for b in waiting if b not in after_topo.functions]
         if missing and platform.kind == "linux":
             # last resort, once: ask the kernel to rescan (a surprise-down may have removed them)
@@ -330,7 +331,7 @@ def _finish(
                 platform.rescan()
             except AccelError as err:
                 progress(f"rescan failed: {err}")
-            after_topo = _wait_for(topo, waiting, time.monotonic() + min(5.0, timeout_s), progress)
+            after_topo = _wait_for(rescan, waiting, time.monotonic() + min(5.0, timeout_s), progress)
         if missing:
             st.status = "failed"
     after = _sysfs_facts(after_topo, bdfs)
@@ -348,7 +349,7 @@ def _finish(
                     # the device reports another serial: the kernel's DSN re-read would show it too
                     if ident.get("serial") and before[b].serial:
                         fixture_mutate.set_serial(topo.root, b, _as_dsn(ident["serial"], before[b].serial))
-                        a = _with_identify(_sysfs_facts(_rescan_topology(topo), [b])[b], ident)
+                        a = _with_identify(_sysfs_facts(rescan(), [b])[b], ident)
                 la_before = before[b].logical_address
                 if la_before is not None and a.logical_address is None:
                     _reapply_address(sockets[b], la_before, timeout_s)
@@ -378,7 +379,7 @@ def _as_dsn(identify_serial: str, like: str) -> str:
 
 
 def _reapply_address(socket: str, la: tuple[int, int, int], timeout_s: float) -> None:
-    from accelctl.driver import abi
+    from accelctl.protocol import abi
     from accelctl.driver.session import Session
 
     with Session(socket, admin_timeout_s=min(5.0, timeout_s)) as s:

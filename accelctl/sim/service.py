@@ -41,6 +41,10 @@ PIDFILE = "daemon.pid"
 LOGFILE = "daemon.log"
 #: Device-side busy-poll before sleeping, for a daemon in its own process (driver-core.md 2.2 hybrid).
 PROCESS_SPIN_US = 50.0
+#: A daemon a command started on demand exits after this long with no client connected (a
+#: daemon started with `accelctl sim serve` runs until `accelctl sim stop`).
+IDLE_EXIT_ENV = "ACCELCTL_SIM_IDLE_EXIT_S"
+DEFAULT_IDLE_EXIT_S = 600.0
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 
@@ -172,17 +176,32 @@ def _lock_is_held(path: Path) -> bool:
 # --- building a daemon --------------------------------------------------------------------------------
 
 
-def _make_daemon(root: Any, *, endpoints: Any = None, faults: Any = None, spin_us: float = 0.0,
-                 memory_cap: int | None = None, die_by_signal: bool = False) -> Any:
-    from accelctl.sim.device import DEFAULT_MEMORY_CAP, DeviceDaemon, endpoints_from_sysfs_root
+def _make_daemon(root: Any, endpoints: list[Any], *, faults: Any = None, spin_us: float = 0.0,
+                 die_by_signal: bool = False) -> Any:
+    from accelctl.sim.device import DeviceDaemon
 
-    if endpoints is None:
-        endpoints = endpoints_from_sysfs_root(_root_path(root), memory_cap=memory_cap or DEFAULT_MEMORY_CAP)
     if not endpoints:
-        raise SimulatorError(f"no accelerator endpoints under {_root_path(root)}")
+        raise SimulatorError(f"no accelerator endpoints to serve under {_root_path(root)}")
     d = instance_dir(root)
-    return DeviceDaemon(endpoints, d, state_dir=d / "state", faults=faults, spin_us=spin_us,
-                        die_by_signal=die_by_signal)
+    return DeviceDaemon(endpoints, d, state_dir=d / "state", faults=expand_faults(endpoints, faults),
+                        spin_us=spin_us, die_by_signal=die_by_signal)
+
+
+def expand_faults(endpoints: list[Any], faults: Any) -> Any:
+    """Fault specs for the daemon: {bdf: [FaultSpec]} as given, or a list of JSON-style dicts
+    (each optionally naming its "bdf"; without one it applies to every endpoint)."""
+    if not faults or isinstance(faults, dict):
+        return faults or None
+    from accelctl.sim.device import FaultSpec
+
+    bdfs = [e.bdf for e in endpoints]
+    out: dict[str, list[Any]] = {bdf: [] for bdf in bdfs}
+    for spec in faults:
+        spec = dict(spec)
+        target = spec.pop("bdf", None)
+        for bdf in [target] if target else bdfs:
+            out.setdefault(bdf, []).append(FaultSpec.from_dict(dict(spec)))
+    return out
 
 
 def _info(root: Any, daemon: Any, mode: str) -> dict[str, Any]:
@@ -226,17 +245,18 @@ class EmbeddedSimulator:
         self.stop()
 
 
-def start_embedded(root: Any, *, endpoints: Any = None, faults: Any = None, spin_us: float = 0.0,
-                   memory_cap: int | None = None) -> EmbeddedSimulator:
-    """Start a daemon for ``root`` in a thread of this process (no set-up needed).
+def start_embedded(root: Any, endpoints: list[Any], *, faults: Any = None,
+                   spin_us: float = 0.0) -> EmbeddedSimulator:
+    """Start a daemon for ``root`` serving ``endpoints`` (EndpointConfig) in a thread of this
+    process. For tests and programs that own the simulator's lifetime; commands share a
+    background process instead (`ensure_running`).
 
-    ``endpoints`` (a list of EndpointConfig) overrides discovery from the sysfs tree.
     Raises SimulatorError when another daemon already serves this fixture.
     """
     d = _prepare_instance_dir(root)
     lock = _InstanceLock(d)
     try:
-        daemon = _make_daemon(root, endpoints=endpoints, faults=faults, spin_us=spin_us, memory_cap=memory_cap)
+        daemon = _make_daemon(root, endpoints, faults=faults, spin_us=spin_us)
         daemon.start_thread()
         lock.publish(_info(root, daemon, "embedded"))
     except BaseException:
@@ -245,13 +265,13 @@ def start_embedded(root: Any, *, endpoints: Any = None, faults: Any = None, spin
     return EmbeddedSimulator(root, daemon, lock)
 
 
-def serve(root: Any, *, faults: Any = None, spin_us: float = PROCESS_SPIN_US, memory_cap: int | None = None,
-          ready: threading.Event | None = None) -> None:
+def serve(root: Any, endpoints: list[Any], *, faults: Any = None, spin_us: float = PROCESS_SPIN_US,
+          idle_exit_s: float | None = None, ready: threading.Event | None = None) -> None:
     """Run the daemon in this thread until SIGTERM / SIGINT (the foreground of ``accelctl sim serve``)."""
     d = _prepare_instance_dir(root)
     lock = _InstanceLock(d)
     try:
-        daemon = _make_daemon(root, faults=faults, spin_us=spin_us, memory_cap=memory_cap, die_by_signal=True)
+        daemon = _make_daemon(root, endpoints, faults=faults, spin_us=spin_us, die_by_signal=True)
         daemon.start()
         lock.publish(_info(root, daemon, "process"))
         previous = {}
@@ -263,6 +283,9 @@ def serve(root: Any, *, faults: Any = None, spin_us: float = PROCESS_SPIN_US, me
         sys.setswitchinterval(0.0005)
         if ready is not None:
             ready.set()
+        if idle_exit_s is not None:
+            threading.Thread(target=_exit_when_idle, args=(daemon, idle_exit_s), daemon=True,
+                             name="accelsim-idle").start()
         try:
             daemon.run()
         finally:
@@ -273,24 +296,49 @@ def serve(root: Any, *, faults: Any = None, spin_us: float = PROCESS_SPIN_US, me
         lock.release()
 
 
-def start_process(root: Any, *, faults: list[dict[str, Any]] | None = None, spin_us: float = PROCESS_SPIN_US,
-                  memory_cap: int | None = None, timeout: float = START_TIMEOUT_S) -> SimulatorStatus:
-    """Start ``python -m accelctl.sim.device`` for ``root`` in the background; wait until it serves."""
+def _exit_when_idle(daemon: Any, idle_s: float) -> None:
+    """Stop `daemon` once no client has been connected for `idle_s` seconds."""
+    idle_since = time.monotonic()
+    while not daemon._stopping:
+        if any(ep.connections for ep in list(daemon.endpoints.values())):
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since >= idle_s:
+            daemon.stop()
+            return
+        time.sleep(min(1.0, max(0.05, idle_s / 10)))
+
+
+def start_process(root: Any, endpoints: list[Any], *, faults: list[dict[str, Any]] | None = None,
+                  spin_us: float = PROCESS_SPIN_US, idle_exit_s: float | None = None,
+                  timeout: float = START_TIMEOUT_S) -> SimulatorStatus:
+    """Start ``python -m accelctl.sim.device`` for ``root`` in the background, serving
+    ``endpoints`` (EndpointConfig; handed over on the child's stdin, so the simulator never
+    scans the tree itself); wait until it serves."""
+    from accelctl.sim.device.config import endpoints_to_json
+
     d = _prepare_instance_dir(root)
     if _lock_is_held(d / PIDFILE):
         raise SimulatorError("a simulator already serves this fixture", hint="'accelctl sim stop' first")
+    if not endpoints:
+        raise SimulatorError(f"no accelerator endpoints to serve under {_root_path(root)}")
     cmd = [sys.executable, "-m", "accelctl.sim.device", "--sysfs-root", str(_root_path(root)),
-           "--spin-us", str(spin_us)]
-    if memory_cap:
-        cmd += ["--memory-cap", str(memory_cap)]
+           "--endpoints", "-", "--spin-us", str(spin_us)]
+    if idle_exit_s is not None:
+        cmd += ["--idle-exit", str(idle_exit_s)]
     for spec in faults or ():
         cmd += ["--fault", json.dumps(spec)]
     log = open_private_file(d / LOGFILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # handed to the child
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True,
                                 env={**os.environ, "PYTHONPATH": _pythonpath()})
     finally:
         os.close(log)
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(endpoints_to_json(endpoints).encode())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # it exited already; the loop below reports why
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         st = status(root)
@@ -344,35 +392,44 @@ def stop(root: Any, *, timeout: float = STOP_TIMEOUT_S) -> bool:
     raise SimulatorError(f"simulator pid {st.pid} did not stop")
 
 
-def ensure_running(root: Any, **kwargs: Any) -> SimulatorStatus:
-    """A daemon for ``root`` serving: the one already there, else a new background process."""
+def idle_exit_seconds() -> float:
+    """How long a daemon started on demand waits, unused, before it exits ($ACCELCTL_SIM_IDLE_EXIT_S)."""
+    try:
+        value = float(os.environ.get(IDLE_EXIT_ENV) or DEFAULT_IDLE_EXIT_S)
+    except ValueError:
+        return DEFAULT_IDLE_EXIT_S
+    return value if value > 0 else DEFAULT_IDLE_EXIT_S
+
+
+def ensure_running(root: Any, endpoints: Any, **kwargs: Any) -> SimulatorStatus:
+    """A daemon for ``root`` serving: the one already there, else a new background process that
+    outlives this command, so concurrent commands share one device (its state included); it
+    exits after `idle_exit_seconds()` without a client.
+
+    ``endpoints`` is a list of EndpointConfig, or a callable returning one (called only when a
+    daemon has to be started). Two commands racing to start one: the loser's child finds the
+    instance lock taken and exits, and the loser waits for the winner to publish its sockets.
+    """
     st = status(root)
-    if st.running:
+    if st.running and st.sockets:
         return st
-    try:
-        return start_process(root, **kwargs)
-    except SimulatorError:
-        st = status(root)  # lost a start race against another command: use the winner
-        if st.running:
-            return st
-        raise
-
-
-@contextmanager
-def use_simulator(root: Any, **kwargs: Any) -> Iterator[dict[str, Path]]:
-    """Socket paths of a simulator for ``root`` for the duration of a block: the running daemon if
-    there is one, else an embedded one started (and stopped) here. For one-shot CLI commands."""
-    st = status(root)
-    if st.running:
-        yield {bdf: Path(p) for bdf, p in st.sockets.items()}
-        return
-    try:
-        sim = start_embedded(root, **kwargs)
-    except SimulatorError:
+    if not st.running:
+        configs = endpoints() if callable(endpoints) else endpoints
+        kwargs.setdefault("idle_exit_s", idle_exit_seconds())
+        try:
+            return start_process(root, configs, **kwargs)
+        except SimulatorError:
+            st = status(root)
+            if not st.running:
+                raise
+    # another command's daemon holds the lock and is still starting: wait for its sockets
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
         st = status(root)
         if not st.running:
-            raise
-        yield {bdf: Path(p) for bdf, p in st.sockets.items()}
-        return
-    with sim:
-        yield {bdf: sim.socket_path(bdf) for bdf in sim.endpoints}
+            raise SimulatorError("the simulator another command started exited before serving",
+                                 hint="see 'accelctl sim status' and its log in the instance dir")
+        if st.sockets and all(Path(p).exists() for p in st.sockets.values()):
+            return st
+        time.sleep(0.02)
+    raise SimulatorError(f"the simulator another command started did not serve within {START_TIMEOUT_S:.0f} s")

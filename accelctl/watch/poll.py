@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from accelctl.sysfs import SysfsRoot
+if TYPE_CHECKING:
+    from accelctl.machine import Machine
 
 
 @dataclass(slots=True)
@@ -38,13 +39,14 @@ class TreeState:
     functions: dict[str, FnState]
 
 
-def read_state(root: SysfsRoot, accel_ids: tuple[str, ...] | list[str] = ()) -> TreeState:
+def read_state(machine: Machine, *, again: bool = True) -> TreeState:
+    """The machine's state now (a fresh scan with its accelerator rules; ``again=False`` takes
+    the scan the machine already holds)."""
     from accelctl.errors import SysfsRootError
-    from accelctl.topology import build_topology
 
     now = time.monotonic()
     try:
-        topo = build_topology(root, accel_ids=list(accel_ids))
+        topo = machine.rescan() if again else machine.topology()
     except SysfsRootError:
         return TreeState(now, {})  # every device gone
     fns: dict[str, FnState] = {}

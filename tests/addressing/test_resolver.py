@@ -11,7 +11,6 @@ from accelctl.addressing import (
     parse_visible_devices,
     resolve,
     resolve_endpoint,
-    resolve_endpoint_bdf,
 )
 from accelctl.errors import AmbiguousAddressError, DeviceNotFoundError, InvalidAddressError
 from accelctl.topology import build_topology
@@ -102,12 +101,6 @@ def test_not_found(topo, name, detail):
 def test_malformed(topo, name):
     with pytest.raises(InvalidAddressError):
         resolve(topo, name)
-
-
-def test_driver_resolver_adapter(trees):
-    # fits accelctl.driver.session.Resolver: (name, sysfs_root) -> BDF
-    assert resolve_endpoint_bdf("card2.ep0", trees["base"]) == "0000:0a:00.0"
-    assert resolve_endpoint_bdf(sn(0x500), str(trees["base"])) == "0000:81:00.0"
 
 
 # --- ACCELCTL_VISIBLE_DEVICES ---------------------------------------------------------------

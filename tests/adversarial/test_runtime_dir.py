@@ -19,6 +19,7 @@ import pytest
 
 from accelctl.errors import UnsafePathError
 from accelctl.sim import service
+from accelctl.sim.device import EndpointConfig
 from accelctl.sim.private_dir import open_private_file, private_dir
 
 from ._second_user import OTHER_UID, needs_root, run_as_other_user
@@ -100,7 +101,7 @@ def test_squatter_cannot_serve_us_a_daemon(shared_tmp, one_card, monkeypatch):
     with pytest.raises(UnsafePathError, match=f"owned by uid {OTHER_UID}"):
         service.status(one_card)
     with pytest.raises(UnsafePathError):
-        service.start_embedded(one_card)
+        service.start_embedded(one_card, [EndpointConfig(bdf="0000:01:00.0")])
 
 
 # --- the rules, one by one (no second user needed) ---------------------------------------------
@@ -155,7 +156,7 @@ def test_pidfile_link_inside_our_own_dir_is_not_followed(tmp_path, monkeypatch, 
     inst = private_dir(service.runtime_dir() / service.instance_key(one_card))
     (inst / "daemon.pid").symlink_to(target)
     with pytest.raises(UnsafePathError, match="link"):
-        service.start_embedded(one_card)
+        service.start_embedded(one_card, [EndpointConfig(bdf="0000:01:00.0")])
     assert target.read_text() == "keep"
 
 

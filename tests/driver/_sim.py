@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 from accelctl.driver.transport import ControlChannel
 
 BDF = "0000:41:00.0"

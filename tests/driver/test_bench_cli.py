@@ -20,8 +20,11 @@ def _bench(tmp_path, *extra: str) -> subprocess.CompletedProcess[str]:
 
 def test_bench_json_reports_every_measure_and_honest_verdicts(tmp_path):
     proc = _bench(tmp_path, "--json")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode in (0, 1), proc.stderr
     r = json.loads(proc.stdout)
+    # a failed target is a failed run for scripts: exit 1, never 0 with FAIL printed
+    assert proc.returncode == (0 if r["all_targets_pass"] else 1)
+    assert r["machine"]["kind"] == "fixture" and r["machine"]["name"] == "one-card"
     assert r["schema_version"] == 1 and r["daemon"] == "separate process"
     floor = r["platform"]
     assert 0 < floor["spin_round_trip_us"] < r["sync_latency_us"]["poll"]["p50"]
@@ -52,6 +55,16 @@ def test_bench_json_reports_every_measure_and_honest_verdicts(tmp_path):
 
 def test_bench_renders_for_people(tmp_path):
     proc = _bench(tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == (1 if "FAIL" in proc.stdout else 0), proc.stderr
+    assert "fixture one-card: device 0000:" in proc.stdout
     assert "sync latency" in proc.stdout and "targets:" in proc.stdout and "eventfd wake-up" in proc.stdout
     assert proc.stdout.count("PASS") + proc.stdout.count("FAIL") == 6
+
+
+def test_bench_on_a_live_machine_refuses_instead_of_measuring_a_fixture(tmp_path):
+    env = dict(os.environ, ACCELCTL_RUNTIME_DIR=str(tmp_path / "run"), ACCELCTL_SYSFS_ROOT="/sys")
+    proc = subprocess.run([sys.executable, "-m", "accelctl", "bench", "--json"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 5, (proc.returncode, proc.stderr)
+    assert proc.stdout == "" and "live machine" in json.loads(proc.stderr)["error"]["message"]
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").glob("*/*.sock"))

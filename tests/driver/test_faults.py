@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 from accelctl.driver import commands as cmd
 from accelctl.driver.controller import ControllerState
 from accelctl.driver.session import Session

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 from accelctl.driver import commands as cmd
-from accelctl.driver.notify import make_fence
+from accelctl.protocol.fence import make_fence
 from accelctl.driver.session import Session
 
 HAVE_FENCE = make_fence() is not None

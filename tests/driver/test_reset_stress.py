@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 from accelctl.driver import commands as cmd
 from accelctl.driver.session import Session
 

@@ -7,9 +7,9 @@ import select
 
 import pytest
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 from accelctl.driver import commands as cmd
-from accelctl.driver.session import Session, open_endpoint
+from accelctl.driver.session import Session
 from accelctl.errors import BufferBusyError, CommandError, DeviceNotFoundError, InvalidAddressError
 
 
@@ -152,29 +152,6 @@ def test_close_is_idempotent_and_context_manager_closes(endpoint: str) -> None:
     with Session(endpoint) as dev2:
         pass
     assert dev2.closed
-
-
-def test_open_by_bdf_uses_the_resolver(tmp_path, endpoint: str) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "bus" / "pci" / "devices" / "0000:41:00.0").mkdir(parents=True)
-    # Names other than a long BDF go through accelctl.addressing: this tree has no cards.
-    with pytest.raises(DeviceNotFoundError, match="0 cards"):
-        open_endpoint("card0", sysfs_root=tmp_path)
-    with pytest.raises(InvalidAddressError):
-        open_endpoint("card-zero", sysfs_root=tmp_path)
-    with pytest.raises(DeviceNotFoundError):
-        open_endpoint("0000:42:00.0", sysfs_root=tmp_path)
-    calls = []
-
-    def resolver(name: str, root) -> str:  # type: ignore[no-untyped-def]
-        calls.append(name)
-        return "0000:41:00.0"
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("accelctl.driver.session.endpoint_socket", lambda root, bdf: endpoint)
-        with open_endpoint("card0.ep0", sysfs_root=tmp_path, resolver=resolver) as dev:
-            assert dev.bdf == "0000:41:00.0"
-            dev.execute(cmd.flush())
-    assert calls == ["card0.ep0"]
 
 
 @pytest.mark.parametrize("mode", ["poll", "hybrid"])

@@ -56,13 +56,14 @@ def test_injected_verification_failure_exits_7_saying_what_differs(tree, fault, 
 
 
 def test_in_use_through_the_simulator_is_refused_naming_the_holder(tree):
+    from accelctl.machine import open_machine
     from accelctl.sim import service
 
-    service.start_process(tree)
+    open_machine(sysfs_root=tree).platform.start_daemon()
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys,time\n"
-         "from accelctl.driver.session import open_endpoint\n"
+         "from accelctl.endpoints import open_endpoint\n"
          "s = open_endpoint('0000:06:00.0', sysfs_root=sys.argv[1])\n"
          "print('open', flush=True)\n"
          "time.sleep(60)\n", tree],

@@ -17,7 +17,7 @@ from tests.snapshot._cli import run
 WORKER = r"""
 import json, os, sys, time
 from accelctl.driver import commands as cmd
-from accelctl.driver.session import open_endpoint
+from accelctl.endpoints import open_endpoint
 from accelctl.errors import AccelError
 
 tree, stop_file = sys.argv[1], sys.argv[2]
@@ -71,9 +71,10 @@ def tree(tmp_path, monkeypatch):
 
 
 def test_card_reset_under_io_load_loses_and_doubles_nothing(tree, tmp_path):
+    from accelctl.machine import open_machine
     from accelctl.sim import service
 
-    service.start_process(tree)
+    open_machine(sysfs_root=tree).platform.start_daemon()
     stop = tmp_path / "stop"
     worker = subprocess.Popen([sys.executable, "-c", WORKER, tree, str(stop)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

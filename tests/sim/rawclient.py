@@ -1,4 +1,4 @@
-"""A deliberately small raw client of the simulator ABI, written from accelctl.driver.abi alone.
+"""A deliberately small raw client of the simulator ABI, written from accelctl.protocol.abi alone.
 
 Tests use it to drive the daemon exactly as a driver would (real sockets, memfds, eventfds,
 shared rings) without depending on the driver core, so a daemon bug cannot hide behind a matching
@@ -16,7 +16,7 @@ import select
 import socket
 import time
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 
 
 class CtrlError(OSError):

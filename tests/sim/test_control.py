@@ -9,7 +9,7 @@ import pytest
 from conftest import BDF_A, MEM, make_daemon
 from rawclient import CtrlError, RawClient
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 
 
 def test_version_and_info(sock_a):

@@ -9,7 +9,7 @@ import pytest
 from conftest import BDF_A
 from rawclient import CtrlError, RawClient
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 
 W = abi.IoOpcode.WRITE
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import BDF_A, MEM
 from rawclient import CtrlError, RawClient
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 
 
 def _io(c, op, dev, length, iova, **kw):

@@ -12,8 +12,8 @@ import time
 import pytest
 from rawclient import RawClient
 
-from accelctl.driver import abi
-from accelctl.driver.notify import make_fence
+from accelctl.protocol import abi
+from accelctl.protocol.fence import make_fence
 
 FENCE = make_fence()
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from rawclient import RawClient
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 from accelctl.sim import service
 
 fixture_mod = pytest.importorskip("accelctl.sim.fixture")
@@ -29,8 +29,18 @@ def root(short_dir, monkeypatch):
         pass
 
 
+def _served(root, memory_size=16 << 20):
+    """What the simulator platform serves for the fixture, with small device memories."""
+    import dataclasses
+
+    from accelctl.machine import open_machine
+
+    served = open_machine(sysfs_root=root).platform.served_endpoints()
+    return [dataclasses.replace(e, memory_size=memory_size) for e in served]
+
+
 def test_process_lifecycle_and_daemon_killed_mid_io(root):
-    st = service.start_process(root, memory_cap=16 << 20)
+    st = service.start_process(root, _served(root))
     assert st.running and st.mode == "process" and st.pid != os.getpid()
     assert service.status(root).pid == st.pid
     bdf, path = sorted(st.sockets.items())[0]
@@ -50,22 +60,22 @@ def test_process_lifecycle_and_daemon_killed_mid_io(root):
         assert not service.status(root).running  # the flock died with it
         assert c.sock.recv(10) == b""  # EOF: the client's signal that the device is gone
     # a new daemon starts over the stale socket files
-    st2 = service.start_process(root, memory_cap=16 << 20)
+    st2 = service.start_process(root, _served(root))
     assert st2.running and st2.pid != st.pid
     assert service.stop(root) is True
     assert not service.status(root).running
     assert service.stop(root) is False
 
 
-def test_embedded_refuses_second_daemon_and_from_sysfs_root(root):
-    with service.start_embedded(root, memory_cap=16 << 20) as sim:
+def test_embedded_refuses_second_daemon_and_is_shared(root):
+    with service.start_embedded(root, _served(root)) as sim:
         assert sim.endpoints
         st = service.status(root)
         assert st.running and st.mode == "embedded" and st.pid == os.getpid()
         with pytest.raises(service.SimulatorError):
-            service.start_embedded(root)
-        with service.use_simulator(root) as sockets:  # reuses the running one
-            assert set(sockets) == set(sim.endpoints)
+            service.start_embedded(root, _served(root))
+        st = service.ensure_running(root, lambda: pytest.fail("must reuse the running daemon"))
+        assert set(st.sockets) == set(sim.endpoints)
         with RawClient(str(sim.socket_path(sim.endpoints[0]))) as c:
             info = c.json(abi.CtrlCmd.GET_INFO)
             assert info["bdf"] == sim.endpoints[0] and info["memory_size"] <= 16 << 20

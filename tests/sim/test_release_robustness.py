@@ -16,7 +16,7 @@ import pytest
 from conftest import BDF_A
 from rawclient import CtrlError, RawClient
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 
 
 def _sessions(daemon):
@@ -64,7 +64,7 @@ CHILD = r"""
 import os, sys, time
 sys.path.insert(0, {tests!r})
 from rawclient import RawClient
-from accelctl.driver import abi
+from accelctl.protocol import abi
 c = RawClient({path!r})
 c.enable(); c.create_io_queue(1)
 buf, iova = c.alloc(1 << 20)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from accelctl.reset import fixture_mutate
+from accelctl.platform import fixture_mutate
 from accelctl.sim.fixture import build_fixture, bundled_spec_path
 from accelctl.sysfs import SysfsRoot
 

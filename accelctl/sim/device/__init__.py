@@ -1,10 +1,10 @@
 """The device simulator: plays the kernel driver and the firmware of accelerator endpoints.
 
-Start it with :func:`accelctl.sim.service.start_embedded` (a thread) or ``python -m
-accelctl.sim.device`` (a process); talk to it with the ABI in :mod:`accelctl.driver.abi`.
+Start it with :func:`accelctl.sim.service.start_embedded` (a thread) or
+:func:`accelctl.sim.service.start_process` (``python -m accelctl.sim.device``, a process); talk to it with the ABI in :mod:`accelctl.protocol.abi`.
 """
 
-from .config import DEFAULT_MEMORY_CAP, EndpointConfig, endpoints_from_sysfs_root
+from .config import DEFAULT_MEMORY_CAP, EndpointConfig, endpoints_from_json, endpoints_to_json
 from .daemon import DaemonError, DeviceDaemon
 from .faults import FaultSpec, FaultSpecError
 
@@ -15,5 +15,6 @@ __all__ = [
     "EndpointConfig",
     "FaultSpec",
     "FaultSpecError",
-    "endpoints_from_sysfs_root",
+    "endpoints_from_json",
+    "endpoints_to_json",
 ]

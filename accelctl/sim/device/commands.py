@@ -12,8 +12,8 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any, Callable
 
-from accelctl.driver import abi
-from accelctl.driver.abi import (
+from accelctl.protocol import abi
+from accelctl.protocol.abi import (
     SQE_CDW10, SQE_CDW11, SQE_CDW12, SQE_CDW13, SQE_CDW14, SQE_CDW15, SQE_DPTR_ADDR, SQE_DPTR_LEN, SQE_FLAGS,
 )
 

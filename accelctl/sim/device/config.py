@@ -1,20 +1,19 @@
 """What the simulator serves: one :class:`EndpointConfig` per accelerator endpoint.
 
-Built by hand (tests) or from a fixture sysfs tree with :func:`endpoints_from_sysfs_root`, which
-uses the discovery layer (``accelctl.sysfs`` + ``accelctl.topology``) so the daemon serves exactly
-the endpoints ``accelctl list`` shows.
+Built by hand (tests), or by the simulator platform (accelctl.platform.sim) from the machine's
+topology, so the daemon serves exactly the endpoints ``accelctl list`` shows with the same
+accelerator rules; the simulator itself never scans a tree. A daemon started as a process gets
+its list as JSON on stdin (:func:`endpoints_to_json`).
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
+import json
+from dataclasses import asdict, dataclass, field, fields
 
 #: Device memory is backed by a sparse file; cap what one endpoint gets unless told otherwise, so a
 #: fixture with 32 GiB BARs does not make the daemon map 32 GiB per endpoint.
 DEFAULT_MEMORY_CAP = 256 << 20
-MIN_MEMORY_SIZE = 1 << 20
 DEFAULT_FIRMWARE_REV = "SIM1.0"
 
 
@@ -35,41 +34,27 @@ class EndpointConfig:
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
 
-def memory_size_from_bars(bars: object, cap: int = DEFAULT_MEMORY_CAP) -> int:
-    """Device memory = the largest BAR (usually the prefetchable 64-bit one), capped, page-rounded."""
-    sizes = [int(getattr(b, "size", 0) or 0) for b in (bars or ())]  # type: ignore[union-attr]
-    size = max(sizes, default=0) or MIN_MEMORY_SIZE
-    size = max(MIN_MEMORY_SIZE, min(size, cap))
-    return size // 4096 * 4096
+def endpoints_to_json(endpoints: list[EndpointConfig]) -> str:
+    return json.dumps([asdict(e) for e in endpoints])
 
 
-def endpoints_from_sysfs_root(
-    root: str | os.PathLike[str], *, memory_cap: int = DEFAULT_MEMORY_CAP
-) -> list[EndpointConfig]:
-    """The accelerator endpoints of a (fixture) sysfs tree, sorted by BDF."""
-    # Imported here: the discovery layer is heavier than the daemon needs for hand-built configs.
-    from accelctl.sysfs import SysfsRoot
-    from accelctl.topology import build_topology
+def endpoints_from_json(text: str) -> list[EndpointConfig]:
+    """The list `endpoints_to_json` wrote. Raises ValueError on anything else."""
+    rows = json.loads(text)
+    if not isinstance(rows, list):
+        raise ValueError("endpoint list: expected a JSON array")
+    names = {f.name for f in fields(EndpointConfig)}
+    out = []
+    for row in rows:
+        if not isinstance(row, dict) or not set(row) <= names or "bdf" not in row:
+            raise ValueError(f"endpoint list: malformed entry {str(row)[:80]!r}")
+        out.append(EndpointConfig(**row))
+    return sorted(out, key=lambda c: c.bdf)
 
-    topo = build_topology(SysfsRoot(Path(root)))
-    configs = []
-    for fn in topo.accelerators():
-        bars = tuple(getattr(fn, "bars", ()) or ())
-        bar0 = next((b for b in bars if getattr(b, "index", None) == 0), None)
-        configs.append(
-            EndpointConfig(
-                bdf=str(fn.bdf),
-                serial=getattr(fn, "serial", None) or _serial_from_bdf(str(fn.bdf)),
-                model=getattr(fn, "model", None) or "accelsim",
-                memory_size=memory_size_from_bars(bars, memory_cap),
-                vendor_id=int(getattr(fn, "vendor_id", 0) or 0),
-                device_id=int(getattr(fn, "device_id", 0) or 0),
-                card=getattr(fn, "card", None),
-                bar0_size=int(getattr(bar0, "size", 0) or 0),
-                numa_node=int(getattr(fn, "numa_node", -1) if getattr(fn, "numa_node", None) is not None else -1),
-            )
-        )
-    return sorted(configs, key=lambda c: c.bdf)
+
+def serial_for(bdf: str, serial: str | None) -> str:
+    """The serial the simulated firmware reports: the function's DSN, else one made from its BDF."""
+    return serial or _serial_from_bdf(bdf)
 
 
 def _serial_from_bdf(bdf: str) -> str:

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from accelctl.driver import abi
-from accelctl.driver.abi import CtrlCmd
+from accelctl.protocol import abi
+from accelctl.protocol.abi import CtrlCmd
 
 from . import faults as F
 from .config import EndpointConfig

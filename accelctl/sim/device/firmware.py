@@ -17,7 +17,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 
 from accelctl.sim.private_dir import open_private_file, read_private_file
 

@@ -15,7 +15,7 @@ import mmap
 import os
 from dataclasses import dataclass
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 
 MAX_MAPPINGS = 1024
 MAX_IOVA = 1 << 52

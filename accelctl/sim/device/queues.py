@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 
 from .iova import Mapping
 

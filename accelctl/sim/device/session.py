@@ -19,9 +19,9 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 
-from accelctl.driver.notify import make_fence
+from accelctl.protocol.fence import make_fence
 
 from . import faults as F
 from .commands import CommandSet

@@ -24,12 +24,16 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from accelctl.driver import abi
+from accelctl.protocol import abi
 from accelctl.driver import commands as cmds
-from accelctl.driver.floors import measure_floors, percentile
-from accelctl.driver.session import Resolver, Session, open_endpoint
+from accelctl.bench.floors import measure_floors, percentile
+from accelctl.driver.session import Session
+from accelctl.errors import DeviceNotFoundError, DriverError
+
+if TYPE_CHECKING:
+    from accelctl.machine import Machine
 
 SCHEMA_VERSION = 1
 TARGETS = {
@@ -237,68 +241,64 @@ def measure_memcpy(sizes: dict[str, int], repeats: int) -> dict[str, float]:
         dst.close()
 
 
-def _daemon_process(sysfs_root: Path) -> tuple[bool, int | None]:
-    """Make sure a simulator daemon in another process serves the tree.
-    Returns (started here, its pid)."""
-    from accelctl.sim import service
-
-    st = service.status(sysfs_root)
-    if st.running:
-        return False, st.pid
-    st = service.start_process(sysfs_root)
-    return True, st.pid
-
-
 def run_bench(
+    machine: Machine,
     device: str | None = None,
     *,
-    sysfs_root: str | os.PathLike[str] | None = None,
-    fixture: str = "one-card",
-    resolver: Resolver | None = None,
     seconds: float = 1.0,
     latency_iterations: int = 5000,
     dma_repeats: int = 5,
 ) -> dict[str, Any]:
-    """Measure everything in one run; returns the JSON-ready report (with targets and verdicts)."""
-    if sysfs_root is None:
-        from accelctl.sim.fixture import bundled_fixture_root
+    """Measure everything in one run against ``device`` (default: the machine's first
+    accelerator endpoint) of a simulated machine; returns the JSON-ready report (with targets
+    and verdicts). A daemon started here (a separate process) is stopped at the end.
 
-        root = Path(bundled_fixture_root(fixture))
-    else:
-        root = Path(sysfs_root)
-    started, pid = _daemon_process(root)
+    Raises:
+        DriverError: the machine is not simulated (nothing plays the driver on a live machine).
+        DeviceNotFoundError: no accelerator endpoint, or none named ``device``.
+    """
+    from accelctl.sim import service
+
+    platform = machine.platform
+    if platform.kind != "simulator":
+        raise DriverError(
+            f"bench measures the driver core against the device simulator; {machine.source.name} "
+            "is a live machine with no simulator",
+            hint="accelctl --fixture one-card bench",
+        )
+    root = machine.root.path
+    if device is None:
+        accelerators = machine.accelerators()
+        if not accelerators:
+            raise DeviceNotFoundError(str(root), "no accelerator endpoint to measure")
+        device = accelerators[0].id
+    bdf = machine.resolve_endpoint(device).id
+    started = not service.status(root).running
     try:
-        return _run(root, device, resolver, seconds, latency_iterations, dma_repeats, pid)
+        socket_path = platform.endpoint_socket(bdf)
+        report = _run(socket_path, bdf, seconds, latency_iterations, dma_repeats, service.status(root).pid)
     finally:
         if started:
-            from accelctl.sim import service
-
             service.stop(root)
+    report["machine"] = machine.source.to_dict()
+    return report
 
 
-def _run(root: Path, device: str | None, resolver: Resolver | None, seconds: float,
-         latency_iterations: int, dma_repeats: int, daemon_pid: int | None) -> dict[str, Any]:
-    if device is None:
-        from accelctl.sim.device.config import endpoints_from_sysfs_root
-
-        endpoints = endpoints_from_sysfs_root(root)
-        if not endpoints:
-            raise ValueError(f"no accelerator endpoint under {root}")
-        device = endpoints[0].bdf
+def _run(socket_path: str, bdf: str, seconds: float, latency_iterations: int, dma_repeats: int,
+         daemon_pid: int | None) -> dict[str, Any]:
     platform = measure_floors()  # first: it forks, and no thread of this process exists yet
     samples: dict[str, list[float]] = {"interrupt": [], "poll": []}
     throughput_rounds: list[dict[str, Any]] = []
     ioctl_rounds: list[dict[str, Any]] = []
     per_round = [latency_iterations // ROUNDS + (i < latency_iterations % ROUNDS) for i in range(ROUNDS)]
-    with open_endpoint(device, sysfs_root=root, resolver=resolver, wait="interrupt") as dev, \
-            open_endpoint(device, sysfs_root=root, resolver=resolver, wait="poll") as poll_dev:
+    with Session(socket_path, bdf=bdf, wait="interrupt") as dev, \
+            Session(socket_path, bdf=bdf, wait="poll") as poll_dev:
         for n in per_round:
             samples["interrupt"] += latency_samples(dev, n)
             samples["poll"] += latency_samples(poll_dev, n)
             throughput_rounds.append(measure_throughput(dev, seconds / ROUNDS, daemon_pid=daemon_pid))
             ioctl_rounds.append(measure_ioctl_baseline(dev, seconds / 2 / ROUNDS))
         dma = measure_dma(dev, SIZES, dma_repeats)
-        bdf = dev.bdf
     interrupt_latency = summarize_latency(samples["interrupt"])
     poll_latency = summarize_latency(samples["poll"])
     throughput = summarize_throughput(throughput_rounds)
@@ -328,7 +328,6 @@ def _run(root: Path, device: str | None, resolver: Resolver | None, seconds: flo
     return {
         "schema_version": SCHEMA_VERSION,
         "device": bdf,
-        "sysfs_root": str(root),
         "daemon": "separate process",
         "cpus": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
