@@ -34,4 +34,15 @@ def lspci_available() -> bool:
     return shutil.which("lspci") is not None
 
 
+@pytest.fixture(scope="session")
+def real_roots(tmp_path_factory):
+    """The real machines' trees (tests/real_machines.py), unpacked once per session:
+    name -> sysfs root. Skips when ../shared/real-machines is not there."""
+    from tests.real_machines import REAL, unpack_real_machines
+
+    if not REAL.is_dir():
+        pytest.skip(f"{REAL} is not here (a clone without it)")
+    return unpack_real_machines(tmp_path_factory.mktemp("real-machines"))
+
+
 requires_lspci = pytest.mark.skipif(not lspci_available(), reason="lspci (pciutils) not installed")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from accelctl.errors import InvalidRequestError
-from accelctl.topology.model import hex_id
+from accelctl.topology.model import card_name, endpoint_name, hex_id
 
 if TYPE_CHECKING:
     from accelctl.topology import Card, Topology
@@ -66,7 +66,7 @@ class EndpointAddress:
 
     @property
     def name(self) -> str:
-        return f"card{self.card}.ep{self.endpoint}"
+        return endpoint_name(self.card, self.endpoint)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,7 +97,7 @@ class CardAddress:
 
     @property
     def name(self) -> str:
-        return f"card{self.card}"
+        return card_name(self.card)
 
     @property
     def identity(self) -> str:
@@ -196,11 +196,11 @@ def _ordered_cards(cards: list[Card], order: AddressOrder) -> list[Card]:
     if order is AddressOrder.POSITION:
         return sorted(cards, key=lambda c: c.position)
     if order is AddressOrder.SLOT:
-        missing = [f"card{c.index}" for c in cards if _slot_number(c.slot) is None]
+        missing = [c.name for c in cards if _slot_number(c.slot) is None]
         if missing:
             raise AddressOrderError(order, missing)
         return sorted(cards, key=lambda c: (_slot_number(c.slot), c.position))
-    missing = [f"card{c.index}" for c in cards if not c.serial]
+    missing = [c.name for c in cards if not c.serial]
     if missing:
         raise AddressOrderError(order, missing)
     return sorted(cards, key=lambda c: (c.serial, c.position))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from accelctl.topology.walk import depth_first
+
 MIB = 1 << 20
 
 
@@ -47,14 +49,7 @@ class PlanFunction:
 
     def bridges(self) -> list[PlanFunction]:
         """This function and every bridge below it, depth-first."""
-        out: list[PlanFunction] = []
-        stack = [self]
-        while stack:
-            f = stack.pop()
-            if f.is_bridge:
-                out.append(f)
-            stack.extend(reversed(f.children))
-        return out
+        return [f for f in depth_first([self], lambda f: f.children) if f.is_bridge]
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ from accelctl.addressing.plan_mmio import Apertures, assign_mmio, format_size, w
 from accelctl.addressing.plan_model import BarNeed, PlanFunction, PlanIssue, PlanRoot
 from accelctl.errors import AccelError
 from accelctl.topology.model import NodeKind
+from accelctl.topology.walk import depth_first
 
 if TYPE_CHECKING:
     from accelctl.topology import PciFunction, Topology
@@ -402,13 +403,7 @@ def check_against_topology(topo: Topology) -> list[str]:
 
 
 def _walk(funcs: list[PlanFunction]) -> list[PlanFunction]:
-    out: list[PlanFunction] = []
-    stack = list(reversed(funcs))
-    while stack:
-        f = stack.pop()
-        out.append(f)
-        stack.extend(reversed(f.children))
-    return out
+    return list(depth_first(funcs, lambda f: f.children))
 
 
 def _ids_below(root: PlanRoot) -> list[str]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from accelctl.addressing.addresses import AddressMap, AddressOrder, EndpointAddress, compute_addresses
 from accelctl.addressing.names import DeviceName, NameForm, parse_device_name
 from accelctl.errors import AmbiguousAddressError, DeviceNotFoundError
+from accelctl.topology.model import endpoint_name
 
 if TYPE_CHECKING:
     from accelctl.addressing.visible import VisibleSet
@@ -125,11 +126,11 @@ class Resolver:
         if form is NameForm.CARD:
             return self._card_resolved(name.text, name.card)  # type: ignore[arg-type]
         if form is NameForm.CARD_ENDPOINT:
-            ep = self._by_name.get(f"card{name.card}.ep{name.endpoint}")
+            ep = self._by_name.get(endpoint_name(name.card, name.endpoint))
             if ep is None:
                 card = self._card(name.text, name.card)  # type: ignore[arg-type]
                 raise DeviceNotFoundError(
-                    name.text, f"card{name.card} has {len(card.endpoints)} endpoints (ep0..ep{len(card.endpoints) - 1})"
+                    name.text, f"{card.name} has {len(card.endpoints)} endpoints (ep0..ep{len(card.endpoints) - 1})"
                 )
             return self._endpoint(name.text, ep)
         if form is NameForm.GLOBAL_ID:

@@ -85,7 +85,7 @@ def _label(topo: Topology, node: HostBridge | PciFunction) -> str:
     if node.card is not None:
         card = topo.cards[node.card]
         if card.top == node.id:
-            parts.insert(0, f"[bold magenta]card{card.index}[/]")
+            parts.insert(0, f"[bold magenta]{card.name}[/]")
     if node.acs is not None and node.acs.p2p_blocked:
         parts.append("[yellow]ACS:p2p-redirect[/]")
     if node.driver:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from accelctl.topology.links import link_partner
 from accelctl.topology.model import NodeKind, PciFunction
 
 if TYPE_CHECKING:
@@ -37,10 +38,9 @@ class RuleContext:
     def build(cls, topo: Topology, manifest: Manifest | None, level: int) -> RuleContext:
         ctx = cls(topo=topo, manifest=manifest, level=level)
         ctx.accelerators = topo.accelerators()
+        ctx.names = topo.endpoint_names()
         for card in topo.cards:
-            for i, ep in enumerate(card.endpoints):
-                ctx.names[ep] = f"card{card.index}.ep{i}"
-            ctx.names.setdefault(card.top, f"card{card.index}")
+            ctx.names.setdefault(card.top, card.name)
         return ctx
 
     def could_not_check(self, code: str, subject: str, reason: str) -> None:
@@ -54,10 +54,5 @@ class RuleContext:
         return f"{node_id} ({name})" if name else node_id
 
     def link_partner(self, port: PciFunction) -> PciFunction | None:
-        """The device at the far end of a downstream port's link: its lowest function that is
-        not a VF (all functions of a device share the one link)."""
-        for child_id in self.topo.children.get(port.id, ()):
-            child = self.topo.functions.get(child_id)
-            if child is not None and child.kind is not NodeKind.VIRTUAL_FUNCTION:
-                return child
-        return None
+        """The device at the far end of a downstream port's link (accelctl.topology.links)."""
+        return link_partner(self.topo, port.id)

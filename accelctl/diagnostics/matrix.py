@@ -62,10 +62,7 @@ def topology_matrix(topo: Topology) -> TopologyMatrix:
     """The matrix over `topo.accelerators()` (sorted by BDF). Quadratic in accelerator endpoints
     only; linear work per endpoint otherwise."""
     endpoints = topo.accelerators()
-    names: dict[str, str] = {}
-    for card in topo.cards:
-        for i, ep in enumerate(card.endpoints):
-            names[ep] = f"card{card.index}.ep{i}"
+    names = topo.endpoint_names()
     external = {sw.upstream for sw in topo.switches if not sw.on_card}
     paths = [_path(topo, ep) for ep in endpoints]
     matrix: list[list[str]] = []

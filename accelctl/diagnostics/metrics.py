@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from accelctl.diagnostics.findings import CODES, Severity
+from accelctl.topology.links import is_downtrained
 
 if TYPE_CHECKING:
     from accelctl.diagnostics.findings import Report
@@ -75,6 +76,13 @@ def render_metrics(topo: Topology, report: Report) -> str:
             value = getattr(link, attr) if link is not None else None
             if value is not None:
                 w.sample(name, labels, value)
+    w.family("link_downtrained", "gauge",
+             "1 when the endpoint's link trained below what both ends can do, 0 when not; "
+             "absent when that cannot be told.")
+    for bdf, labels in eps:
+        downtrained = is_downtrained(topo, bdf)
+        if downtrained is not None:
+            w.sample("link_downtrained", labels, int(downtrained))
     w.family("device_up", "gauge", "1 when the endpoint answers config reads, 0 when it reads all ones.")
     for bdf, labels in eps:
         w.sample("device_up", labels, 1 if fns[bdf].accessible else 0)

@@ -18,11 +18,10 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from accelctl._cache import cache_dir
 from accelctl.errors import SnapshotError
 from accelctl.snapshot.archive import META_NAME, TREE_DIR
 
-#: Environment variable overriding where unpacked snapshots are kept.
-CACHE_ENV = "ACCELCTL_CACHE_DIR"
 _COMPLETE = ".accelctl-complete"
 
 MAX_MEMBERS = 2_000_000
@@ -45,14 +44,6 @@ def looks_like_archive(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def cache_dir() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env) / "snapshots"
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "accelctl" / "snapshots"
-
-
 def snapshot_tree(path: str | os.PathLike[str]) -> Path:
     """The sysfs directory of a snapshot archive (unpacked on first use) or of an unpacked one.
 
@@ -63,7 +54,7 @@ def snapshot_tree(path: str | os.PathLike[str]) -> Path:
     if p.is_dir():
         return p / TREE_DIR
     digest = _hash(p)
-    final = cache_dir() / digest[:32]
+    final = cache_dir("snapshots") / digest[:32]
     if (final / _COMPLETE).exists():
         return final / TREE_DIR
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ the root bus down; never directory order or bus numbers (which shift when cards 
 from __future__ import annotations
 
 from accelctl.topology.model import Card, CardLayout, NodeKind, PciFunction, Switch
+from accelctl.topology.walk import descendants
 
 _SWITCH_PORTS = (NodeKind.SWITCH_UPSTREAM, NodeKind.SWITCH_DOWNSTREAM)
 
@@ -39,16 +40,6 @@ def position_key(fn_id: str, functions: dict[str, PciFunction]) -> tuple[int, ..
     return (first.bdf.domain, root_bus, *reversed(chain))
 
 
-def _subtree(fn_id: str, children: dict[str, list[str]]) -> list[str]:
-    out: list[str] = []
-    stack = list(reversed(children.get(fn_id, [])))
-    while stack:
-        node = stack.pop()
-        out.append(node)
-        stack.extend(reversed(children.get(node, [])))
-    return out
-
-
 def _switches(functions: dict[str, PciFunction], children: dict[str, list[str]]) -> dict[str, Switch]:
     out: dict[str, Switch] = {}
     for fn in functions.values():
@@ -64,7 +55,7 @@ def _is_on_card(
     switch: Switch, functions: dict[str, PciFunction], children: dict[str, list[str]]
 ) -> bool:
     up = functions[switch.upstream]
-    below = [functions[c] for c in _subtree(up.id, children) if c in functions]
+    below = [functions[c] for c in descendants(children, up.id) if c in functions]
     accel = [f for f in below if f.is_accelerator]
     if not accel:
         return False
@@ -132,7 +123,7 @@ def group_cards(
         endpoints.sort(key=lambda f: position_key(f.id, functions))
         if how == "switch":
             layout, top_id = CardLayout.SWITCH, key
-            members = [key, *_subtree(key, children)]
+            members = [key, *descendants(children, key)]
         else:
             layout = CardLayout.MULTIFUNCTION if len(endpoints) > 1 else CardLayout.SINGLE
             top_id = endpoints[0].id

@@ -6,6 +6,7 @@ import io
 from typing import Any
 
 from accelctl.topology.graph import Topology
+from accelctl.topology.model import card_name
 
 #: Node attributes carried into GraphML/DOT: scalars a graph tool can show or filter on.
 _SCALAR_KEYS = (
@@ -58,7 +59,7 @@ def to_dot(topo: Topology) -> str:
         if d.get("device_name") or d.get("vendor_id"):
             label.append(d.get("device_name") or f"{d['vendor_id']}:{d['device_id']}")
         if d.get("card") is not None:
-            label.append(f"card{d['card']}")
+            label.append(card_name(d["card"]))
         attrs = {"label": "\\n".join(label), **{k: v for k, v in _scalars(d).items()}}
         rendered = ", ".join(f"{k}={_dot_quote(v)}" for k, v in attrs.items())
         lines.append(f"  {_dot_quote(node.id)} [{rendered}];")

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from accelctl.errors import DeviceNotFoundError
 from accelctl.sysfs.root import SysfsRoot
 from accelctl.sysfs.scan import ScanWarning
-from accelctl.topology.model import Card, HostBridge, NodeKind, PciFunction, Switch
+from accelctl.topology import links
+from accelctl.topology.walk import descendants
+from accelctl.topology.model import Card, HostBridge, NodeKind, PciFunction, Switch, card_name
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -83,11 +85,15 @@ class Topology:
             key=lambda f: f.bdf,
         )
 
+    def endpoint_names(self) -> dict[str, str]:
+        """Accelerator endpoint id -> ``cardN.epM``, for every card endpoint."""
+        return {ep: name for card in self.cards for ep, name in zip(card.endpoints, card.endpoint_names())}
+
     def card(self, index: int) -> Card:
         """Raises DeviceNotFoundError when there is no such card."""
         if 0 <= index < len(self.cards):
             return self.cards[index]
-        raise DeviceNotFoundError(f"card{index}", f"there are {len(self.cards)} cards")
+        raise DeviceNotFoundError(card_name(index), f"there are {len(self.cards)} cards")
 
     def parent(self, node_id: str) -> Node | None:
         node = self.node(node_id)
@@ -106,13 +112,7 @@ class Topology:
 
     def subtree(self, node_id: str) -> list[str]:
         """Every node below `node_id` (not itself), depth-first in address order."""
-        out: list[str] = []
-        stack = list(reversed(self.children.get(node_id, [])))
-        while stack:
-            nid = stack.pop()
-            out.append(nid)
-            stack.extend(reversed(self.children.get(nid, [])))
-        return out
+        return descendants(self.children, node_id)
 
     def roots(self) -> list[HostBridge]:
         """Top-level host bridges (not nested in a VMD endpoint), sorted."""
@@ -127,43 +127,19 @@ class Topology:
         return None
 
     def link_partner(self, fn_id: str) -> PciFunction | None:
-        """The function at the other end of `fn_id`'s link, or None (no link, or nothing there).
-
-        A root or downstream port's link goes down to its child (device 0 on its secondary bus);
-        every other Express function's link goes up to its parent port.
-        """
-        fn = self.functions[fn_id]
-        if fn.kind.is_downstream_facing:
-            kids = [self.functions[c] for c in self.children.get(fn_id, []) if c in self.functions]
-            kids = [k for k in kids if k.kind is not NodeKind.VIRTUAL_FUNCTION]
-            return kids[0] if kids else None
-        if fn.kind is NodeKind.VIRTUAL_FUNCTION:
-            return None
-        parent = self.functions.get(fn.parent or "")
-        if parent is not None and parent.kind.is_downstream_facing:
-            return parent
-        return None
+        """The function at the other end of `fn_id`'s link (accelctl.topology.links)."""
+        return links.link_partner(self, fn_id)
 
     def expected_link(self, fn_id: str) -> tuple[float | None, int | None] | None:
-        """What the link should train to: the lower capability of its two ends (None: no link)."""
-        fn = self.functions[fn_id]
-        partner = self.link_partner(fn_id)
-        if fn.link is None or partner is None or partner.link is None:
-            return None
-        speeds = [s for s in (fn.link.max_speed_gts, partner.link.max_speed_gts) if s is not None]
-        widths = [w for w in (fn.link.max_width, partner.link.max_width) if w is not None]
-        return (min(speeds) if speeds else None, min(widths) if widths else None)
+        """What the link should train to: the lower capability of its two ends, each None when
+        either end's is unknown (None: no link). The rule: accelctl.topology.links."""
+        link = links.link_of(self, fn_id)
+        return None if link is None else (link.cap_speed_gts, link.cap_width)
 
-    def link_downtrained(self, fn_id: str) -> bool:
-        """Trained below the lower capability of both ends (not just below its own)."""
-        fn = self.functions[fn_id]
-        expected = self.expected_link(fn_id)
-        if fn.link is None or expected is None or fn.link.is_down:
-            return False
-        speed, width = expected
-        return (fn.link.speed_gts is not None and speed is not None and fn.link.speed_gts < speed) or (
-            fn.link.width is not None and width is not None and fn.link.width < width
-        )
+    def link_downtrained(self, fn_id: str) -> bool | None:
+        """Trained below what both ends can do: True, False, or None when that cannot be told
+        (an end's capability unknown, or no link). The rule: accelctl.topology.links."""
+        return links.is_downtrained(self, fn_id)
 
     # --- graph -------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from accelctl.sysfs.scan import ScanWarning
 from accelctl.topology.graph import SCHEMA_VERSION, Topology
-from accelctl.topology.model import Card, NodeKind, PciFunction
+from accelctl.topology.model import Card, NodeKind, PciFunction, card_name, endpoint_name
 
 
 @dataclass(slots=True)
@@ -67,8 +67,8 @@ def list_devices(
             continue
         if fn.id in endpoint_of:
             card, ep = endpoint_of[fn.id]
-            rows.append(DeviceRow(fn, ep, f"card{card}.ep{ep}"))
+            rows.append(DeviceRow(fn, ep, endpoint_name(card, ep)))
         else:
-            rows.append(DeviceRow(fn, None, f"card{fn.card}" if fn.card is not None else None))
+            rows.append(DeviceRow(fn, None, card_name(fn.card) if fn.card is not None else None))
     cards = [c for c in topo.cards if not all(ep in hidden for ep in c.endpoints)]
     return DeviceListing(rows, cards, list(topo.warnings), include_all)

@@ -36,6 +36,16 @@ class NodeKind(str, enum.Enum):
         return self in (NodeKind.ROOT_PORT, NodeKind.SWITCH_DOWNSTREAM)
 
 
+def card_name(index: int) -> str:
+    """A card's logical name, ``cardN`` (the one place that spells it)."""
+    return f"card{index}"
+
+
+def endpoint_name(card: int, endpoint: int) -> str:
+    """An accelerator endpoint's logical name, ``cardN.epM`` (the one place that spells it)."""
+    return f"card{card}.ep{endpoint}"
+
+
 def hex_id(value: int | None, width: int = 4) -> str | None:
     """An id as lspci -n prints it: lowercase hex, no 0x; None stays None."""
     return None if value is None else f"{value:0{width}x}"
@@ -43,7 +53,8 @@ def hex_id(value: int | None, width: int = 4) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """A PCIe link as one end sees it: trained now vs what the end is capable of."""
+    """A PCIe link as one end sees it: trained now vs what the end is capable of. Whether the
+    link is downtrained is judged from both ends, in accelctl.topology.links."""
 
     speed_gts: float | None
     width: int | None
@@ -54,17 +65,6 @@ class Link:
     def is_down(self) -> bool:
         """No link trained (width 0): an empty slot, or a link that failed."""
         return self.width == 0
-
-    @property
-    def downgraded(self) -> bool:
-        """Trained below this end's own capability (what lspci tags "(downgraded)")."""
-        if self.is_down:
-            return False
-        return (
-            self.speed_gts is not None
-            and self.max_speed_gts is not None
-            and self.speed_gts < self.max_speed_gts
-        ) or (self.width is not None and self.max_width is not None and self.width < self.max_width)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -313,10 +313,18 @@ class Card:
     #: sort key: domain, then the device/function path from the root bus down
     position: tuple[int, ...] = ()
 
+    @property
+    def name(self) -> str:
+        return card_name(self.index)
+
+    def endpoint_names(self) -> list[str]:
+        """``cardN.epM`` of its endpoints, in endpoint order."""
+        return [endpoint_name(self.index, i) for i in range(len(self.endpoints))]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
-            "name": f"card{self.index}",
+            "name": self.name,
             "layout": self.layout.value,
             "endpoints": list(self.endpoints),
             "functions": list(self.functions),

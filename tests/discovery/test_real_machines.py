@@ -13,7 +13,6 @@ import json
 import re
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -21,48 +20,9 @@ import pytest
 from accelctl.diagnostics import run_diagnostics
 from accelctl.topology import NodeKind, build_topology
 from tests.conftest import requires_lspci
-
-def _real_machines_dir() -> Path:
-    """../shared/real-machines relative to the repository: $ACCELCTL_REAL_MACHINES if set, else
-    beside this checkout, else beside the main checkout of a git worktree."""
-    import os
-
-    if os.environ.get("ACCELCTL_REAL_MACHINES"):
-        return Path(os.environ["ACCELCTL_REAL_MACHINES"])
-    repo = Path(__file__).resolve().parents[2]
-    candidate = repo.parent / "shared" / "real-machines"
-    if candidate.is_dir():
-        return candidate
-    try:
-        common = subprocess.run(["git", "-C", str(repo), "rev-parse", "--path-format=absolute",
-                                 "--git-common-dir"], capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return candidate
-    return Path(common).parent.parent / "shared" / "real-machines" if common else candidate
-
-
-REAL = _real_machines_dir()
-TREES = {
-    "phi": "24em64t-2n6c2t+2mic.olddriver.tar.bz2",
-    "x58": "40intel64-2g2n4c+pcilocality.tar.bz2",
-    "vm": "2pa-pcidomain32bits.tar.bz2",
-}
+from tests.real_machines import REAL, TREES
 
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"{REAL} is not here (a clone without it)")
-
-
-@pytest.fixture(scope="session")
-def real_roots(tmp_path_factory) -> dict[str, Path]:
-    """Each tarball unpacked once per session; name -> its sysfs root (the sys/ folder)."""
-    out = {}
-    base = tmp_path_factory.mktemp("real-machines")
-    for name, tarball in TREES.items():
-        dest = base / name
-        with tarfile.open(REAL / tarball) as tar:
-            tar.extractall(dest, filter="tar")
-        (root,) = dest.glob("*/sys")
-        out[name] = root
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from accelctl.diagnostics.context import RuleContext
 from accelctl.diagnostics.findings import Finding, Severity
 from accelctl.pci.regs import ACS_P2P_BLOCKING, AcsBit
+from accelctl.topology.model import card_name
 
 
 def _cards_below(ctx: RuleContext) -> dict[str, set[int]]:
@@ -49,11 +50,11 @@ def acs_p2p_blocked(ctx: RuleContext) -> Iterator[Finding]:
                 continue
             others = sorted(all_cards - cards) or sorted(all_cards)
             bits = "/".join(b.name or "?" for b in AcsBit if acs.control & b & ACS_P2P_BLOCKING)
-            mine = ", ".join(f"card{c}" for c in sorted(cards))
+            mine = ", ".join(card_name(c) for c in sorted(cards))
             yield Finding(
                 "ACS_P2P_BLOCKED", Severity.WARNING, port_id,
                 f"switch port {port_id} has ACS {bits} enabled: peer-to-peer from {mine} to "
-                f"{', '.join(f'card{c}' for c in others)} under switch {sw.upstream} is redirected "
+                f"{', '.join(card_name(c) for c in others)} under switch {sw.upstream} is redirected "
                 "through the root complex",
                 "for P2P between cards (NCCL/RCCL), disable ACS on the switch ports in the BIOS "
                 "(or with setpci at boot) when IOMMU isolation between these devices is not needed",

@@ -4,59 +4,11 @@ and below the manifest's minimum."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from accelctl.diagnostics.context import DOWNSTREAM_PORTS, RuleContext
 from accelctl.diagnostics.findings import Finding, Severity
+from accelctl.topology.links import LinkJudgement, all_links
 from accelctl.topology.model import PciFunction
-
-
-@dataclass(frozen=True, slots=True)
-class Hop:
-    """One link, judged from its downstream-facing port."""
-
-    port: PciFunction
-    device: PciFunction
-    speed_gts: float | None
-    width: int | None
-    cap_speed_gts: float | None  # min of both ends (None when either end is unknown)
-    cap_width: int | None
-
-    @property
-    def text(self) -> str:
-        return f"{self.port.id} -> {self.device.id}"
-
-    @property
-    def width_short(self) -> bool:
-        return self.width is not None and self.cap_width is not None and self.width < self.cap_width
-
-    @property
-    def speed_short(self) -> bool:
-        return (self.speed_gts is not None and self.cap_speed_gts is not None
-                and self.speed_gts < self.cap_speed_gts)
-
-
-def _min(a: float | int | None, b: float | int | None):  # type: ignore[no-untyped-def]
-    return None if a is None or b is None else min(a, b)
-
-
-def hop_of(ctx: RuleContext, port: PciFunction) -> Hop | None:
-    """The link below `port` with its current state and the capability both ends share."""
-    device = ctx.link_partner(port)
-    if device is None or port.link is None:
-        return None
-    dev_link = device.link
-    # The device's own view of the link is authoritative; a dead device's reads are garbage, and
-    # then the port's view is all we have.
-    src = dev_link if dev_link is not None and device.accessible and dev_link.width else port.link
-    return Hop(
-        port=port,
-        device=device,
-        speed_gts=src.speed_gts,
-        width=src.width or None,
-        cap_speed_gts=_min(port.link.max_speed_gts, dev_link.max_speed_gts if dev_link else None),
-        cap_width=_min(port.link.max_width, dev_link.max_width if dev_link else None),
-    )
 
 
 def _fmt(speed: float | None, width: int | None) -> str:
@@ -65,18 +17,7 @@ def _fmt(speed: float | None, width: int | None) -> str:
     return f"{s} {w}"
 
 
-def _hops(ctx: RuleContext) -> dict[str, Hop]:
-    """port id -> hop, for every downstream port with a device below it."""
-    out: dict[str, Hop] = {}
-    for fn in ctx.topo.functions.values():
-        if fn.kind in DOWNSTREAM_PORTS and fn.accessible:
-            hop = hop_of(ctx, fn)
-            if hop is not None:
-                out[fn.id] = hop
-    return out
-
-
-def _path_hops(ctx: RuleContext, endpoint: PciFunction, hops: dict[str, Hop]) -> list[Hop]:
+def _path_hops(ctx: RuleContext, endpoint: PciFunction, hops: dict[str, LinkJudgement]) -> list[LinkJudgement]:
     """The hops from `endpoint` up to its root port, nearest first."""
     out = []
     node = endpoint
@@ -91,27 +32,24 @@ def _path_hops(ctx: RuleContext, endpoint: PciFunction, hops: dict[str, Hop]) ->
     return out
 
 
-def _unjudged_links(ctx: RuleContext, hops: dict[str, Hop]) -> None:
-    """Say which links could not be judged and why: no link state on either end, or an end
-    whose capability is unknown."""
+def _unjudged_links(ctx: RuleContext, links: dict[str, LinkJudgement]) -> None:
+    """Say which links could not be judged and why (accelctl.topology.links has the rule)."""
     for fn in ctx.topo.functions.values():
         if fn.kind not in DOWNSTREAM_PORTS or not fn.accessible:
             continue
-        device = ctx.link_partner(fn)
-        if device is None:
-            continue
-        hop = hops.get(fn.id)
-        if hop is None or (hop.width is None and hop.speed_gts is None):
+        link = links.get(fn.id)
+        if link is not None:
+            reason = link.unjudged_reason
+            if reason is not None:
+                ctx.could_not_check("LINK_DOWNTRAINED", link.device.id, reason)
+        elif (device := ctx.link_partner(fn)) is not None:
             ctx.could_not_check("LINK_DOWNTRAINED", device.id,
                                 "no link state: no link attributes and no readable PCIe capability")
-        elif hop.cap_width is None and hop.cap_speed_gts is None:
-            ctx.could_not_check("LINK_DOWNTRAINED", device.id,
-                                "the capability of one end of the link is unknown")
 
 
 def link_downtrained(ctx: RuleContext) -> Iterator[Finding]:
-    hops = _hops(ctx)
-    bad = {pid: h for pid, h in hops.items() if h.width_short or h.speed_short}
+    hops = all_links(ctx.topo)
+    bad = {pid: h for pid, h in hops.items() if h.downtrained}
     ctx.checked["links"] = len(hops)
     _unjudged_links(ctx, hops)
     if not bad:
@@ -180,7 +118,7 @@ def link_below_manifest(ctx: RuleContext) -> Iterator[Finding]:
     m = ctx.manifest
     if m is None:
         return
-    hops = _hops(ctx)
+    hops = all_links(ctx.topo)
     cards = ctx.topo.cards
     checked = 0
     for ep in ctx.accelerators:

@@ -85,7 +85,7 @@ def card_entries(ctx: RuleContext) -> Iterator[Finding]:
 
 
 def _compare_card(ctx: RuleContext, card: Card, entry) -> Iterator[Finding]:  # type: ignore[no-untyped-def]
-    name = f"card{card.index} at {entry.where}"
+    name = f"{card.name} at {entry.where}"
     if entry.vendor_id is not None and (card.vendor_id, card.device_id) != (entry.vendor_id, entry.device_id):
         yield Finding(
             "CARD_MISMATCH", Severity.ERROR, card.top,
@@ -139,7 +139,7 @@ def endpoints_missing(ctx: RuleContext) -> Iterator[Finding]:
         where = f"; empty on-card port(s): {', '.join(empty)}" if empty else ""
         yield Finding(
             "ENDPOINT_MISSING", Severity.ERROR, card.top,
-            f"card{card.index} ({card.model}) has {have} endpoint(s), {source} {want}{where}",
+            f"{card.name} ({card.model}) has {have} endpoint(s), {source} {want}{where}",
             "an endpoint that does not enumerate is usually a failed chip or firmware on the card: "
             "power-cycle the machine (not just reboot); if it stays missing, RMA the card",
             tuple(empty),
