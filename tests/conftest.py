@@ -20,6 +20,29 @@ def _isolated_env(monkeypatch, tmp_path_factory):
         monkeypatch.delenv(var, raising=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_simulator_outlives_the_session(tmp_path_factory):
+    """Commands start a fixture's simulator on demand as a background process that outlives them
+    (it exits after minutes idle). Stop every one this session started, so none lingers."""
+    base = str(tmp_path_factory.getbasetemp())
+    yield
+    import signal
+
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"accelctl.sim.device" in argv and any(a.decode(errors="replace").startswith(base) for a in argv):
+            try:
+                os.kill(int(pid), signal.SIGTERM)
+            except OSError:
+                pass
+
+
 def pytest_collection_modifyitems(config, items):
     # `long` tests (minutes of adversarial load) run only when asked for: -m long.
     if "long" in (config.getoption("markexpr") or ""):
