@@ -22,8 +22,8 @@ def run(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> s
     )
 
 
-def topology_json(*root_args: str) -> dict:
-    r = run(*root_args, "topology", "--json")
+def topology_json(*root_args: str, timeout: float = 60) -> dict:
+    r = run(*root_args, "topology", "--json", timeout=timeout)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     doc.pop("sysfs_root", None)

@@ -19,13 +19,14 @@ FIXTURES = list_bundled_fixtures()
 )
 def test_round_trip(tmp_path, name):
     out = tmp_path / f"{name}.tar.gz"
-    r = run("--fixture", name, "snapshot", str(out), timeout=120)
+    # generous timeouts: a safety net against a hang, never a speed claim (a busy CI box is slow)
+    r = run("--fixture", name, "snapshot", str(out), timeout=900)
     assert r.returncode == 0, r.stderr
-    assert topology_json("--fixture", name) == topology_json("--sysfs-root", str(out))
-    diag_tree = run("--fixture", name, "diag", "--json")
+    assert topology_json("--fixture", name, timeout=900) == topology_json("--sysfs-root", str(out), timeout=900)
+    diag_tree = run("--fixture", name, "diag", "--json", timeout=900)
     if diag_tree.returncode == 2 and "No such command" in diag_tree.stderr:
         return  # diagnostics not registered yet
-    diag_snap = run("--sysfs-root", str(out), "diag", "--json")
+    diag_snap = run("--sysfs-root", str(out), "diag", "--json", timeout=900)
     assert diag_tree.returncode == diag_snap.returncode, diag_snap.stderr
 
     def findings(doc: dict) -> object:
