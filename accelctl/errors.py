@@ -282,3 +282,8 @@ class DeviceInUseError(ActionRefusedError):
     def __init__(self, message: str, *, holders: Sequence[object] = (), hint: str | None = None):
         super().__init__(message, hint=hint)
         self.holders = list(holders)
+
+
+class InUseUnknownError(DeviceInUseError):
+    """Whether devices a reset would touch are in use could not be found out (a source of that
+    knowledge did not answer); unknown is refused like in use."""

@@ -20,8 +20,7 @@ class Level(str, enum.Enum):
     controller = "controller"
 
 
-def _render_plan(plan) -> None:  # type: ignore[no-untyped-def]
-    con = out.err_console()
+def _render_plan(plan, con) -> None:  # type: ignore[no-untyped-def]
     target = plan.target + (f" ({plan.target_address})" if plan.target_address else "")
     con.print(f"[bold]{plan.level.value} reset[/bold] of {out.esc(target)} at {out.esc(plan.point)} ({out.esc(plan.platform)})")
     con.print(f"{len(plan.affected)} function(s) will be reset:")
@@ -30,9 +29,29 @@ def _render_plan(plan) -> None:  # type: ignore[no-untyped-def]
         con.print(out.esc(f"  {a.bdf}{addr}  {a.kind}"))
     for h in plan.in_use:
         con.print(f"  [yellow]in use[/yellow]: {out.esc(f'pid {h.pid} ({h.command}) holds {h.bdf}: {h.how}')}")
+    for why in plan.in_use_unknown:
+        con.print(f"  [yellow]in use: unknown[/yellow]: {out.esc(why)}")
     con.print("steps:")
     for i, s in enumerate(plan.steps, 1):
         con.print(out.esc(f"  {i}. {s.detail}"))
+
+
+def _render_result(result, n_affected: int) -> None:  # type: ignore[no-untyped-def]
+    con = out.err_console()
+    for step in result.timeline.steps:
+        con.print(out.esc(f"  {step.name:<28} {step.duration_s * 1000:8.1f} ms  {step.status}"))
+    if result.ok:
+        out.emit_text(f"reset ok: {n_affected} function(s) came back the same")
+
+
+def _ask_on_terminal(question: str) -> bool:
+    """Ask on the terminal; an empty answer is No, and so is end of input (Ctrl-D)."""
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    if not answer:
+        sys.stderr.write("\n")
+    return answer.strip().lower() in ("y", "yes")
 
 
 def reset_command(
@@ -51,7 +70,8 @@ def reset_command(
         typer.Option(
             "--inject",
             hidden=True,
-            help="Simulator only: fault for the reset: no-return[:BDF], narrow-link[:BDF], new-serial[:BDF].",
+            help="Simulator only: fault for the reset: no-return[:BDF], narrow-link[:BDF], new-serial[:BDF], "
+            "reset-fail[:BDF].",
         ),
     ] = None,
     platform_kind: Annotated[
@@ -60,44 +80,25 @@ def reset_command(
 ) -> None:
     """Reset a device, showing first everything the reset will touch; verify it came back.
 
-    Exit codes: 0 reset and every check passed; 7 reset done, verification failed; 8 refused
-    (in use, not confirmed, level not offered); 4 not permitted; 5 the reset itself failed."""
-    from accelctl.errors import ActionRefusedError, DeviceInUseError
-    from accelctl.reset.plan import SCHEMA_VERSION, make_plan
+    Exit codes: 0 reset and every check passed; 5 a step of the reset failed; 7 reset done,
+    verification failed; 8 refused (in use or unknown whether in use, not confirmed, level not
+    offered); 4 not permitted."""
+    from accelctl.reset.plan import SCHEMA_VERSION, plan_reset
+    from accelctl.reset.policy import authorize
+    from accelctl.reset.run import run_reset
 
     ctx.obj.json_errors = json
     machine = ctx.obj.machine(platform_kind=platform_kind)
-    if not machine.source.has_devices:
-        raise ActionRefusedError(
-            f"{machine.source.name} is a snapshot replay: there is no device to reset",
-            hint="run the reset on the machine itself",
-        )
-    plan = make_plan(machine.topology(), device, level.value, machine.platform, timeout_s=timeout)
+    plan = plan_reset(machine, device, level.value, timeout_s=timeout)
     if dry_run:
         if json:
             out.emit_json({"schema_version": SCHEMA_VERSION, "plan": plan.to_dict()})
         else:
-            _render_plan(plan)
+            _render_plan(plan, out.console())
         return
     if not json:
-        _render_plan(plan)
-    if plan.in_use and not force:
-        who = "; ".join(f"pid {h.pid} ({h.command}) holds {h.bdf}" for h in plan.in_use)
-        raise DeviceInUseError(
-            f"refusing to reset: {len(plan.in_use)} user(s) of affected devices: {who}",
-            holders=[h.to_dict() for h in plan.in_use],
-            hint="stop them first, or pass --force to reset anyway (they lose their devices)",
-        )
-    if not yes:
-        if not sys.stdin.isatty():
-            raise ActionRefusedError(
-                "refusing to reset without confirmation: no terminal to ask on",
-                hint="pass --yes to confirm from a script",
-            )
-        n = len(plan.affected)
-        if not typer.confirm(f"Reset {n} function(s) listed above?", default=False, err=True):
-            raise ActionRefusedError("reset not confirmed; nothing was touched")
-    from accelctl.reset.execute import run_reset
+        _render_plan(plan, out.err_console())
+    authorize(plan, force=force, yes=yes, ask=_ask_on_terminal if sys.stdin.isatty() else None)
 
     def progress(message: str) -> None:
         sys.stderr.write(f"accelctl: {message}\n")
@@ -107,10 +108,6 @@ def reset_command(
     if json:
         out.emit_json({"schema_version": SCHEMA_VERSION, "plan": plan.to_dict(), "result": result.to_dict()})
     else:
-        con = out.err_console()
-        for step in result.timeline.steps:
-            con.print(out.esc(f"  {step.name:<28} {step.duration_s * 1000:8.1f} ms  {step.status}"))
-        if result.ok:
-            out.emit_text(f"reset ok: {len(plan.affected)} function(s) came back the same")
+        _render_result(result, len(plan.affected))
     if not result.ok:
         raise result.error()

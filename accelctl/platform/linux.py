@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 
-from accelctl.errors import AccelError, DriverError, SysfsPermissionError
+from accelctl.errors import DriverError, SysfsPermissionError
 from accelctl.sysfs import SysfsRoot
 
 
@@ -25,7 +25,7 @@ class LinuxPlatform:
         base = str(self.root.path)
         if not real.startswith(base + os.sep):
             # a symlink trick or a bug: never write outside the root we were given
-            raise AccelError(f"refusing to write {path}: it resolves outside {base}")
+            raise SysfsWriteError(f"refusing to write {path}: it resolves outside {base}")
         return real
 
     def has_file(self, path: str) -> bool:
@@ -49,6 +49,9 @@ class LinuxPlatform:
             ) from err
         except FileNotFoundError as err:
             raise SysfsWriteError(f"{path} does not exist (device gone, or kernel too old)") from err
+        except OSError as err:
+            # ELOOP (a link where the kernel has a file), ENXIO, ...: not an attribute we can write
+            raise SysfsWriteError(f"cannot open {path} for writing: {err.strerror}") from err
         try:
             os.write(fd, value.encode())
         except PermissionError as err:

@@ -20,6 +20,9 @@ from accelctl.errors import DeviceNotFoundError
 from accelctl.platform.linux import LinuxPlatform
 from accelctl.sysfs import SysfsRoot
 
+#: How long a reset waits for the simulator to say who is connected before calling it unknown.
+INTROSPECT_TIMEOUT_S = 5.0
+
 #: The accelerator endpoints of the machine (PciFunction objects), asked for only when needed.
 Accelerators = Callable[[], Iterable[Any]]
 
@@ -93,19 +96,37 @@ class SimPlatform(LinuxPlatform):
         st = service.status(self.root.path)
         return dict(st.sockets) if st.running else {}
 
-    def introspect(self) -> dict[str, Any] | None:
-        """The running daemon's view of every endpoint and connection (None when none runs)."""
-        sockets = self.daemon_sockets()
-        for path in sockets.values():
-            try:
-                with _channel(path) as ch:
-                    from accelctl.protocol.abi import CtrlCmd
+    def introspect(self, *, timeout_s: float = INTROSPECT_TIMEOUT_S) -> dict[str, Any] | None:
+        """The running daemon's view of every endpoint and connection; None when no daemon runs
+        (then nobody can be connected through it).
 
+        Raises:
+            BackendError: a daemon runs but did not answer within ``timeout_s`` (on all of its
+                sockets together): who is connected is unknown, which is not "nobody".
+        """
+        import time
+
+        from accelctl.errors import BackendError
+        from accelctl.protocol.abi import CtrlCmd
+
+        sockets = self.daemon_sockets()
+        if not sockets:
+            return None
+        deadline = time.monotonic() + timeout_s
+        last: Exception | None = None
+        for path in sockets.values():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                with _channel(path, timeout_s=left) as ch:
                     body, _ = ch.request(CtrlCmd.INTROSPECT)
                     return json.loads(body)
-            except OSError:
-                continue
-        return None
+            except (OSError, ValueError) as err:
+                # one endpoint gone (removed) or garbled: another socket of the daemon may answer
+                last = err
+        raise BackendError(f"the simulator daemon for {self.root.path} did not answer INTROSPECT within "
+                           f"{timeout_s:g} s ({last or 'no time left'})")
 
     # -- actions -------------------------------------------------------------------------------
 

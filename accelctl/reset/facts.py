@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-from accelctl.topology import PciFunction
+from accelctl.topology import PciFunction, Topology
+
+if TYPE_CHECKING:
+    from accelctl.reset.probe import Identity
 
 
 @dataclass(slots=True, frozen=True)
@@ -25,6 +28,13 @@ class Facts:
     identify_serial: str | None = None
     identify_model: str | None = None
     logical_address: tuple[int, int, int] | None = None
+
+    def with_identity(self, ident: Identity | None) -> Facts:
+        """These facts plus what the driver's identify said (unchanged when it said nothing)."""
+        if ident is None:
+            return self
+        return replace(self, identify_serial=ident.serial, identify_model=ident.model,
+                       logical_address=ident.logical_address)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +66,14 @@ def facts_of(fn: PciFunction | None, bdf: str, address: str | None) -> Facts:
         width=link.width if link else None,
         address=address,
     )
+
+
+def sysfs_facts(topo: Topology, bdfs: list[str]) -> dict[str, Facts]:
+    """Facts of each of `bdfs` as the tree shows them now (absent ones: present=False)."""
+    from accelctl.addressing import compute_addresses
+
+    by_bdf = compute_addresses(topo).by_bdf()
+    return {b: facts_of(topo.functions.get(b), b, by_bdf[b].name if b in by_bdf else None) for b in bdfs}
 
 
 def _speed(v: float | None) -> str:

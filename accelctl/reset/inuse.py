@@ -5,15 +5,23 @@ sysfs directory (resourceN, config), at one of its /dev nodes (matched by device
 kernel sees them), or at its VFIO group. Simulator: the connections it reports (one connection is
 one open file of the simulated driver). This process is never counted: accelctl's own handles are
 not users (aws-neuron's "free access" open makes the same distinction).
+
+A question that gets no answer is not a "no": when the simulator daemon is running but does not
+say who is connected, the holders are unknown, and a reset refuses (unless forced) saying why.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from accelctl.errors import BackendError
 from accelctl.snapshot.policy import is_device_dir
+
+if TYPE_CHECKING:
+    from accelctl.platform.linux import LinuxPlatform
+    from accelctl.topology import Topology
 
 
 @dataclass(slots=True, frozen=True)
@@ -125,3 +133,39 @@ def scan_processes(
             if bdf is not None and (pid, bdf) not in found:
                 found[(pid, bdf)] = Holder(pid, process_command(pid), bdf, f"mmap {path}")
     return sorted(found.values(), key=lambda h: (h.bdf, h.pid))
+
+
+@dataclass(slots=True)
+class InUse:
+    """Who holds the devices, as far as could be found out."""
+
+    holders: list[Holder]
+    #: why the list may be incomplete (a source that did not answer); empty when it is complete
+    unknown: list[str]
+
+
+def find_holders(topo: Topology, bdfs: list[str], platform: LinuxPlatform) -> InUse:
+    """Processes holding any of `bdfs`: open/mapped files on the machine, plus simulator
+    connections when the platform is simulated."""
+    dirs = {b: topo.functions[b].path for b in bdfs}
+    groups = {b: topo.functions[b].iommu_group for b in bdfs}
+    holders = scan_processes(dirs, {b: (str(g) if g is not None else None) for b, g in groups.items()})
+    unknown: list[str] = []
+    if platform.kind == "simulator":
+        try:
+            info = platform.introspect()  # type: ignore[attr-defined]
+        except BackendError as err:
+            unknown.append(f"the simulator did not say who is connected: {err}")
+            info = None
+        me = os.getpid()
+        wanted = set(bdfs)
+        for bdf, ep in sorted(((info or {}).get("endpoints") or {}).items()):
+            if bdf not in wanted:
+                continue
+            for s in ep.get("sessions", []):
+                pid = s.get("pid")
+                if pid is None or pid == me:
+                    continue
+                holders.append(Holder(pid, process_command(pid), bdf, f"simulator connection (session {s.get('id')})"))
+    uniq = {(h.pid, h.bdf, h.how): h for h in holders}
+    return InUse(sorted(uniq.values(), key=lambda h: (h.bdf, h.pid, h.how)), unknown)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from accelctl.errors import ResetUnsupportedError
 from accelctl.topology import NodeKind, PciFunction, Topology
 
 
@@ -43,39 +44,49 @@ def _vfs_of(topo: Topology, fn: PciFunction) -> list[str]:
     return [f.id for f in topo.functions.values() if f.physfn == fn.id]
 
 
-def reset_point(topo: Topology, fn: PciFunction, level: ResetLevel) -> ResetPoint | str:
-    """The reset point and blast radius of `level` on `fn`, or a sentence why the graph rules it
-    out (platform capabilities are checked separately)."""
+def not_offered(level: ResetLevel, reason: str) -> ResetUnsupportedError:
+    """The error for one level ruled out, carrying only the reason (make_plan adds what the
+    device does offer)."""
+    return ResetUnsupportedError(reason, level=level.value, supported=[])
+
+
+def reset_point(topo: Topology, fn: PciFunction, level: ResetLevel) -> ResetPoint:
+    """The reset point and blast radius of `level` on `fn` (platform capabilities are checked
+    separately).
+
+    Raises:
+        ResetUnsupportedError: the graph rules the level out; the message says why.
+    """
     if level is ResetLevel.FLR:
         methods = fn.reset_methods
         if methods is not None and not ({"flr", "af_flr"} & set(methods)):
             offered = " ".join(methods) or "none"
-            return f"{fn.id} does not offer FLR (kernel reset_method: {offered})"
+            raise not_offered(level, f"{fn.id} does not offer FLR (kernel reset_method: {offered})")
         if methods is None and not fn.flr_capable:
-            return f"{fn.id} has no FLR capability"
+            raise not_offered(level, f"{fn.id} has no FLR capability")
         return ResetPoint(level, fn.id, _sorted(topo, [fn.id, *_vfs_of(topo, fn)]))
     if level is ResetLevel.CONTROLLER:
         if not fn.is_accelerator or fn.kind is NodeKind.VIRTUAL_FUNCTION:
-            return f"{fn.id} is a {fn.kind.value}, not an accelerator endpoint with a controller"
+            raise not_offered(level, f"{fn.id} is a {fn.kind.value}, not an accelerator endpoint with a controller")
         return ResetPoint(level, fn.id, (fn.id,))
     if level is ResetLevel.BUS:
         if fn.is_bridge:
             # naming a bridge means: reset the bus below it
             below = [i for i in topo.subtree(fn.id) if i in topo.functions]
             if not below:
-                return f"{fn.id} is a bridge with nothing below it"
+                raise not_offered(level, f"{fn.id} is a bridge with nothing below it")
             return ResetPoint(level, fn.id, _sorted(topo, below))
         parent = topo.functions.get(fn.parent or "")
         if parent is None or not parent.is_bridge:
-            return f"{fn.id} sits directly on a root bus (no bridge above it to reset)"
+            raise not_offered(level, f"{fn.id} sits directly on a root bus (no bridge above it to reset)")
         below = [i for i in topo.subtree(parent.id) if i in topo.functions]
         return ResetPoint(level, parent.id, _sorted(topo, below))
     # CARD
     if fn.card is None:
-        return f"{fn.id} is not part of an accelerator card"
+        raise not_offered(level, f"{fn.id} is not part of an accelerator card")
     card = topo.cards[fn.card]
     port = topo.functions.get(card.port or "")
     if port is None or not port.is_bridge:
-        return f"card{card.index} sits directly on a root bus (no port above it to reset)"
+        raise not_offered(level, f"card{card.index} sits directly on a root bus (no port above it to reset)")
     below = [i for i in topo.subtree(port.id) if i in topo.functions]
     return ResetPoint(level, port.id, _sorted(topo, below))

@@ -18,6 +18,10 @@ class TimelineStep:
     status: str = "ok"
     detail: str = ""
 
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.duration_s
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -43,11 +47,23 @@ class Timeline:
             yield st
         except BaseException as err:
             st.status = "failed"
-            st.detail = st.detail or str(err)
+            st.detail = f"{st.detail}: {err}" if st.detail else str(err)
             raise
         finally:
             st.duration_s = time.monotonic() - start
 
+    def skipped(self, name: str, detail: str) -> TimelineStep:
+        """Record a step that was not carried out (zero length, at the time it would have run)."""
+        st = TimelineStep(name, time.monotonic() - self.t0, status="skipped", detail=detail)
+        self.steps.append(st)
+        return st
+
+    @property
+    def failed(self) -> list[TimelineStep]:
+        return [s for s in self.steps if s.status == "failed"]
+
     @property
     def total_s(self) -> float:
-        return time.monotonic() - self.t0
+        """From the start of the first step to the end of the last: the gaps between steps
+        (rescans, bookkeeping) are part of how long the reset took."""
+        return max((s.end_s for s in self.steps), default=0.0)
