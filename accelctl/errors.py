@@ -170,6 +170,19 @@ class TopologyError(AccelError):
     """The tree cannot be made sense of (a fact that should be impossible on real hardware)."""
 
 
+class MissingDependencyError(AccelError, ImportError):
+    """An optional Python package a command needs is not installed (the fleet engines' clients:
+    kubernetes, grpcio, protobuf, prometheus_client)."""
+
+    def __init__(self, package: str, *, extra: str = "fleet") -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"this command needs the Python package {package!r}, which is not installed",
+            hint=f"pip install 'accelctl[{extra}]'",
+        )
+
+
 # --- actions -------------------------------------------------------------------------------
 
 

@@ -85,6 +85,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench": ("bench", "app", "group"),
     "sim": ("sim", "app", "group"),
     "fixture": ("fixture_cmd", "app", "group"),
+    "k8s": ("k8s_cmd", "app", "group"),
 }
 #: Global options that take a value (to find the command word in argv).
 _VALUE_OPTIONS: frozenset[str] = frozenset({"--sysfs-root", "--fixture", "--accel-id"})

@@ -1,0 +1,68 @@
+"""`accelctl k8s`: what Kubernetes consumes (DRA ResourceSlices, the kubelet device plugin, NFD
+feature files). docs/fleet.md has the operator's commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from accelctl.cli import _output as out
+from accelctl.cli._options import JsonOpt
+from accelctl.fleet.resourceslice import DeviceMode
+
+app = typer.Typer(help="Feed Kubernetes: DRA ResourceSlices, a kubelet device plugin, NFD labels.",
+                  no_args_is_help=True)
+
+
+@app.command("resourceslice")
+def resourceslice_command(
+    ctx: typer.Context,
+    node: Annotated[str, typer.Option("--node", help="The Kubernetes node name (also the pool name).")],
+    driver: Annotated[str, typer.Option("--driver", help="The DRA driver name, a domain (accel.example.com).")],
+    devices: Annotated[
+        DeviceMode, typer.Option("--devices", help="One device per accelerator endpoint, or per virtual function.")
+    ] = DeviceMode.ENDPOINTS,
+    generation: Annotated[int, typer.Option("--generation", min=0, help="Pool generation to publish.")] = 1,
+    previous: Annotated[
+        Optional[Path],
+        typer.Option("--previous", help="The slices published last time: keep their generation, "
+                     "or bump it when a device changed (overrides --generation).", show_default=False),
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Print this machine's DRA ResourceSlices (resource.k8s.io/v1) as YAML, or a JSON List."""
+    from accelctl.fleet import build_inventory
+    from accelctl.fleet.resourceslice import SliceRequest, build_slices, load_slices, next_generation
+
+    ctx.obj.json_errors = json
+    old = load_slices(_read(previous), str(previous)) if previous is not None else None
+    inv = build_inventory(ctx.obj.topology())
+    req = SliceRequest(node=node, driver=driver, devices=devices, generation=generation)
+    slices = build_slices(inv, req)
+    if old is not None:
+        req = SliceRequest(node=node, driver=driver, devices=devices,
+                           generation=next_generation(old, slices))
+        slices = build_slices(inv, req)
+    _emit_k8s(slices, json)
+
+
+def _read(path: Path) -> str:
+    from accelctl.errors import InputFileError
+
+    try:
+        return path.read_text()
+    except OSError as err:
+        raise InputFileError(f"cannot read: {err.strerror}", path=path) from None
+
+
+def _emit_k8s(objects: list[dict], as_json: bool) -> None:
+    if as_json:
+        from accelctl.fleet.resourceslice import as_list
+
+        out.emit_json(as_list(objects))
+        return
+    from accelctl.fleet.yaml_out import dump_all
+
+    out.emit_text(dump_all(objects))
