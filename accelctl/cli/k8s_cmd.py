@@ -66,3 +66,40 @@ def _emit_k8s(objects: list[dict], as_json: bool) -> None:
     from accelctl.fleet.yaml_out import dump_all
 
     out.emit_text(dump_all(objects))
+
+
+@app.command("nfd")
+def nfd_command(
+    ctx: typer.Context,
+    output: Annotated[
+        str,
+        typer.Option("--output", "-o", help="Feature file to write atomically ('-': stdout)."),
+    ] = "/etc/kubernetes/node-feature-discovery/features.d/accelctl",
+    expiry: Annotated[
+        int,
+        typer.Option("--expiry", min=0, help="Seconds after which NFD drops the labels unless the "
+                     "file is rewritten (0: never)."),
+    ] = 3600,
+) -> None:
+    """Write NFD labels (accelerator count, model, cards, P2P, downtraining) as a feature file."""
+    from datetime import timedelta
+
+    from accelctl.fleet import build_inventory
+    from accelctl.fleet.nfd import feature_file, nfd_labels
+
+    text = feature_file(nfd_labels(build_inventory(ctx.obj.topology())),
+                        expiry=timedelta(seconds=expiry) if expiry else None)
+    if output == "-":
+        out.emit_text(text)
+        return
+    _write(Path(output), text)
+
+
+def _write(path: Path, text: str) -> None:
+    from accelctl._files import write_text_atomically
+    from accelctl.errors import InputFileError
+
+    try:
+        write_text_atomically(path, text)
+    except OSError as err:
+        raise InputFileError(f"cannot write: {err.strerror}", path=path) from None
