@@ -1,4 +1,5 @@
-"""`accelctl metrics`: Prometheus text exposition for the node_exporter textfile collector."""
+"""`accelctl metrics`: Prometheus metrics, as a file for node_exporter's textfile collector or
+served over HTTP (--listen)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,30 @@ def metrics_command(
         typer.Option("--output", "-o", help="Write here atomically (e.g. /var/lib/node_exporter/textfile/accelctl.prom) instead of stdout."),
     ] = None,
     level: Annotated[int, typer.Option("--level", "-l", min=1, max=3, help="Diagnostic level for the finding counts.")] = 3,
+    listen: Annotated[
+        Optional[str],
+        typer.Option("--listen", help="Serve /metrics over HTTP on HOST:PORT (:PORT for all addresses) "
+                     "until stopped; each scrape reads the machine afresh.", show_default=False),
+    ] = None,
 ) -> None:
-    """Link speed/width, AER counters, card count and finding counts as Prometheus metrics."""
+    """Links, AER counters, downtrained flags (per endpoint and root port), cards and finding
+    counts as Prometheus metrics."""
     from accelctl.diagnostics import run_diagnostics
+
+    if listen is not None:
+        from accelctl.cli.serve import serve_until_stopped
+        from accelctl.fleet.prometheus import MetricsServer
+
+        from accelctl.topology import build_topology
+
+        def snapshot():  # type: ignore[no-untyped-def]
+            topo = build_topology(ctx.obj.root(), accel_ids=ctx.obj.accel_ids)
+            return topo, run_diagnostics(topo, level=level)
+
+        server = MetricsServer(snapshot, listen)
+        out.err_console().print(f"serving metrics on {out.esc(server.url)}")
+        serve_until_stopped(server.close)
+        return
     from accelctl.diagnostics.metrics import render_metrics, write_atomically
 
     topo = ctx.obj.topology()

@@ -143,7 +143,7 @@ def test_metrics_parse_and_atomic_output(narrow: Path, tmp_path: Path) -> None:
     width = {s.labels["bdf"]: s for s in families["accelctl_link_width"].samples}
     assert width["0000:02:00.0"].value == 8 and width["0000:01:00.0"].value == 16
     assert width["0000:02:00.0"].labels == {"bdf": "0000:02:00.0", "card": "1", "endpoint": "0",
-                                            "global_id": "1", "serial": ""}
+                                            "global_id": "1", "serial": "", "model": "1e52:401e"}
     aer = families.get("accelctl_aer_errors") or families["accelctl_aer_errors_total"]
     assert aer.type == "counter"
     rx = [s for s in aer.samples if s.labels["bdf"] == "0000:02:00.0"
