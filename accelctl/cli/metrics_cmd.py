@@ -32,10 +32,10 @@ def metrics_command(
         from accelctl.cli.serve import serve_until_stopped
         from accelctl.fleet.prometheus import MetricsServer
 
-        from accelctl.topology import build_topology
+        machine = ctx.obj.machine()
 
         def snapshot():  # type: ignore[no-untyped-def]
-            topo = build_topology(ctx.obj.root(), accel_ids=ctx.obj.accel_ids)
+            topo = machine.rescan()
             return topo, run_diagnostics(topo, level=level)
 
         server = MetricsServer(snapshot, listen)
