@@ -76,7 +76,7 @@ def test_http_exposition_carries_the_textfile_numbers(fixture_root):
 
 
 def test_each_scrape_reads_the_machine_afresh(fixture_copy):
-    from accelctl.reset.fixture_mutate import bump_aer
+    from accelctl.platform.fixture_mutate import bump_aer
     from accelctl.sysfs import SysfsRoot
 
     root = fixture_copy("one-card")

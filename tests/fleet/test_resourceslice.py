@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("kubernetes")
 from kubernetes import client as k8s  # noqa: E402
 
-from accelctl.reset.fixture_mutate import set_link  # noqa: E402
+from accelctl.platform.fixture_mutate import set_link  # noqa: E402
 from accelctl.sim.fixture import list_bundled_fixtures  # noqa: E402
 from accelctl.sysfs import SysfsRoot  # noqa: E402
 from tests.fleet.conftest import cli  # noqa: E402
