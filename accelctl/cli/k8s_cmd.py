@@ -103,3 +103,57 @@ def _write(path: Path, text: str) -> None:
         write_text_atomically(path, text)
     except OSError as err:
         raise InputFileError(f"cannot write: {err.strerror}", path=path) from None
+
+
+@app.command("device-plugin")
+def device_plugin_command(
+    ctx: typer.Context,
+    resource_name: Annotated[
+        str, typer.Option("--resource-name", help="Extended resource to advertise, vendor-domain/type.")
+    ] = "accelctl.io/accelerator",
+    plugin_dir: Annotated[
+        Path, typer.Option("--plugin-dir", help="The kubelet's device-plugin directory.")
+    ] = Path("/var/lib/kubelet/device-plugins"),
+    socket_name: Annotated[str, typer.Option("--socket-name", help="This plugin's socket in that directory.")] = "accelctl.sock",
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", min=0.01, help="Seconds between health checks (and kubelet-socket checks).")
+    ] = 5.0,
+    correctable_per_poll: Annotated[
+        int, typer.Option("--correctable-per-poll", min=1, help="New correctable AER errors in one poll that make a device Unhealthy.")
+    ] = 100,
+    recover_polls: Annotated[
+        int, typer.Option("--recover-polls", min=1, help="Polls without new AER errors before such a device is Healthy again.")
+    ] = 3,
+    device: Annotated[
+        Optional[list[str]],
+        typer.Option("--device", help="A device node every allocation also gets (e.g. /dev/kfd). Repeatable."),
+    ] = None,
+) -> None:
+    """Serve the kubelet device-plugin API (v1beta1) until stopped: health, NUMA, preferred
+    allocation by the pairwise matrix, device nodes and ACCELCTL_VISIBLE_DEVICES."""
+    from accelctl.cli.serve import serve_until_stopped
+    from accelctl.fleet import build_inventory
+    from accelctl.fleet.deviceplugin.health import HealthPolicy
+    from accelctl.fleet.deviceplugin.server import DevicePlugin, PluginOptions
+    from accelctl.sysfs.devnodes import device_nodes
+
+    machine = ctx.obj.machine()
+    options = PluginOptions(
+        resource_name=resource_name, plugin_dir=str(plugin_dir), socket_name=socket_name,
+        poll_interval=poll_interval,
+        policy=HealthPolicy(correctable_per_poll=correctable_per_poll, recover_polls=recover_polls),
+        extra_devices=tuple(device or ()),
+    )
+    plugin = DevicePlugin(
+        options,
+        snapshot=lambda: build_inventory(machine.rescan()),
+        nodes_of=lambda bdf: device_nodes(machine.root, bdf),
+        log=lambda message: out.err_console().print(out.esc(f"device-plugin: {message}")),
+    )
+
+    def start() -> DevicePlugin:
+        plugin.start()
+        out.err_console().print(out.esc(f"device-plugin: serving {plugin.socket_path}"))
+        return plugin
+
+    serve_until_stopped(start, DevicePlugin.stop)

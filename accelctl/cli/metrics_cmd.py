@@ -38,9 +38,12 @@ def metrics_command(
             topo = machine.rescan()
             return topo, run_diagnostics(topo, level=level)
 
-        server = MetricsServer(snapshot, listen)
-        out.err_console().print(f"serving metrics on {out.esc(server.url)}")
-        serve_until_stopped(server.close)
+        def start() -> MetricsServer:
+            server = MetricsServer(snapshot, listen)
+            out.err_console().print(f"serving metrics on {out.esc(server.url)}")
+            return server
+
+        serve_until_stopped(start, MetricsServer.close)
         return
     from accelctl.diagnostics.metrics import render_metrics, write_atomically
 
