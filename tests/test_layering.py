@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "accelctl"
 
 #: Top-level module or package of accelctl -> its layer (higher may import lower).
 LAYERS = {
-    "errors": 0, "_files": 0, "_toml": 0, "_cache": 0, "pci": 0, "protocol": 0, "_fixtures": 0,
+    "errors": 0, "dirs": 0, "_files": 0, "_toml": 0, "pci": 0, "protocol": 0, "_fixtures": 0,
     "driver": 1, "sim": 1,
     "sysfs": 2,
     "snapshot": 3,

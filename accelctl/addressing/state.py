@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from accelctl.addressing.addresses import AddressMap, AddressOrder, CardAddress, EndpointAddress
+from accelctl import dirs
 from accelctl.errors import StateFileError, SysfsPermissionError
 
-STATE_DIR_ENV = "ACCELCTL_STATE_DIR"
-DEFAULT_STATE_DIR = "/var/lib/accelctl"
 MAP_FILE = "address-map.json"
 LOCK_FILE = "address-map.lock"
 #: Identifies our files among whatever else lives in a state directory.
@@ -34,8 +33,8 @@ MAP_FORMAT_VERSION = 1
 
 
 def state_dir(option: str | os.PathLike[str] | None = None) -> Path:
-    """The state directory: the option, else $ACCELCTL_STATE_DIR, else /var/lib/accelctl."""
-    return Path(option or os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
+    """The state directory: the option, else $ACCELCTL_STATE_DIR, else /var/lib/accelctl (accelctl.dirs)."""
+    return dirs.state_dir(option)
 
 
 @dataclass(slots=True)
@@ -150,7 +149,7 @@ def locked(directory: Path) -> Iterator[None]:
     except PermissionError as err:
         raise SysfsPermissionError(
             f"cannot use state directory {directory}: permission denied", path=directory,
-            hint=f"run as root, or choose another with --state-dir or ${STATE_DIR_ENV}",
+            hint=f"run as root, or choose another with --state-dir or ${dirs.STATE_DIR_ENV}",
         ) from err
     except OSError as err:
         raise StateFileError(f"cannot use state directory: {err.strerror}", path=directory) from err

@@ -24,7 +24,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -33,10 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from accelctl import dirs
 from accelctl.errors import BackendError
 from accelctl.sim.private_dir import open_private_file, private_dir, read_private_file
 
-RUNTIME_DIR_ENV = "ACCELCTL_RUNTIME_DIR"
+RUNTIME_DIR_ENV = dirs.RUNTIME_DIR_ENV
 PIDFILE = "daemon.pid"
 LOGFILE = "daemon.log"
 #: Device-side busy-poll before sleeping, for a daemon in its own process (driver-core.md 2.2 hybrid).
@@ -78,17 +78,7 @@ def runtime_dir() -> Path:
     Raises:
         UnsafePathError: it (or the way to it) is not private to us: refused, never used.
     """
-    return private_dir(_runtime_base())
-
-
-def _runtime_base() -> Path:
-    env = os.environ.get(RUNTIME_DIR_ENV)
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg:
-        return Path(xdg) / "accelctl"
-    return Path(tempfile.gettempdir()) / f"accelctl-{os.geteuid()}"
+    return private_dir(dirs.runtime_dir())
 
 
 def _root_path(root: Any) -> Path:

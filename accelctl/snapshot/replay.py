@@ -18,7 +18,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from accelctl._cache import cache_dir
+from accelctl.dirs import cache_dir
 from accelctl.errors import SnapshotError
 from accelctl.snapshot.archive import META_NAME, TREE_DIR
 
