@@ -783,6 +783,16 @@ class Controller:
         self.state = ControllerState.CLOSED
         self._teardown_local()
 
+    def abandon(self) -> None:
+        """Let go without a word to the device: no drain, no register write, no callback. For a
+        session nobody holds any more (garbage collection runs at any time, in any thread). Only
+        this process's resources go (socket, eventfds, maps); the daemon releases its side of the
+        session when the socket closes, as the kernel does when a process dies."""
+        if self.state is ControllerState.CLOSED:
+            return
+        self.state = ControllerState.CLOSED
+        self._teardown_local()
+
     def _teardown_local(self) -> None:
         """Release local resources; the daemon releases its side when the socket closes."""
         self.control.close()

@@ -74,6 +74,21 @@ class DmaBuffer:
             raise DriverError("DMA buffer released more often than acquired")
         self.refs -= 1
 
+    def abandon(self) -> None:
+        """Free this process's side (map, fd) without unregistering: for a buffer whose session
+        is gone, so the device has dropped its mapping already. Never refused."""
+        if self.closed:
+            return
+        self.closed = True
+        self.iova = None
+        self._owner = None
+        try:
+            self.view.release()
+            self._map.close()
+        except BufferError:
+            pass  # aliased (numpy, tensors): the map goes with the last alias
+        os.close(self.fd)
+
     @property
     def registered(self) -> bool:
         return self.iova is not None
@@ -209,6 +224,13 @@ class BufferPool:
     @property
     def buffers(self) -> list[DmaBuffer]:
         return list(self._all)
+
+    def abandon(self) -> None:
+        """Free every buffer's local side without a word to the device (DmaBuffer.abandon)."""
+        for buf in self._all:
+            buf.abandon()
+        self._all.clear()
+        self._classes.clear()
 
     def close(self) -> None:
         """Close every buffer the pool created; refused (BufferBusyError) for one still in use."""

@@ -266,9 +266,15 @@ class Session:
         self.close()
 
     def __del__(self) -> None:
-        # Only local fds/maps; the daemon side is released by the socket closing anyway.
-        if not getattr(self, "closed", True):
-            try:
-                self.close()
-            except Exception:
-                pass
+        # A session nobody closed: garbage collection may run it at any time, in any thread, so
+        # no device I/O (drain, register write) and no callbacks, only this process's fds and
+        # maps. Closing the socket is what tells the daemon to release its side. close() is the
+        # orderly way.
+        if getattr(self, "closed", True):
+            return
+        self.closed = True
+        try:
+            self.controller.abandon()
+            self.pool.abandon()
+        except Exception:  # noqa: BLE001 - nothing may escape a finalizer (interpreter exit included)
+            pass
