@@ -193,7 +193,9 @@ def test_kubelet_restart_removes_the_socket_and_the_plugin_registers_again(runni
     assert not os.path.exists(plugin.socket_path) or kubelet.connections  # the kubelet wiped it
     kubelet.wait_for(lambda: len(kubelet.connections) == 2, "a second registration")
     assert [d for d, _, _ in kubelet.devices()] == ALL  # the new stream starts with the full list
-    assert plugin.registrations == 2 and os.path.exists(plugin.socket_path)
+    # the plugin counts a registration when Register returns, a moment after the kubelet saw it
+    kubelet.wait_for(lambda: plugin.registrations == 2, "the plugin to count its second registration")
+    assert os.path.exists(plugin.socket_path)
     assert kubelet.connections[0].ended
 
 
