@@ -82,11 +82,6 @@ class Inventory:
     def by_bdf(self) -> dict[str, FleetDevice]:
         return {d.bdf: d for d in self.devices}
 
-    def level(self, a: str, b: str) -> str:
-        """The matrix code between two endpoints (X, CARD, PIX, PXB, PHB, NODE, SYS)."""
-        index = self._matrix_index()
-        return self.matrix.matrix[index[a]][index[b]]
-
     def all_pairs_p2p(self) -> bool:
         """Every pair of distinct endpoints can do PCIe peer-to-peer. An unknown answer counts as
         no: a scheduler must not place P2P work on a guess. False with fewer than two."""
@@ -94,9 +89,6 @@ class Inventory:
         if n < 2:
             return False
         return all(self.matrix.p2p[i][j] is True for i in range(n) for j in range(n) if i != j)
-
-    def _matrix_index(self) -> dict[str, int]:
-        return {bdf: i for i, bdf in enumerate(self.matrix.endpoints)}
 
 
 def build_inventory(

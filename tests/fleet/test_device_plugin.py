@@ -189,14 +189,34 @@ def test_kubelet_restart_removes_the_socket_and_the_plugin_registers_again(runni
     plugin, kubelet, _ = running("two-socket")
     kubelet.devices()
     assert plugin.registrations == 1
-    kubelet.restart()
-    assert not os.path.exists(plugin.socket_path) or kubelet.connections  # the kubelet wiped it
+    kubelet.restart()  # wipes every socket in the directory, the plugin's too
     kubelet.wait_for(lambda: len(kubelet.connections) == 2, "a second registration")
     assert [d for d, _, _ in kubelet.devices()] == ALL  # the new stream starts with the full list
     # the plugin counts a registration when Register returns, a moment after the kubelet saw it
     kubelet.wait_for(lambda: plugin.registrations == 2, "the plugin to count its second registration")
     assert os.path.exists(plugin.socket_path)
     assert kubelet.connections[0].ended
+    req = api_pb2.AllocateRequest()
+    req.container_requests.add(devices_ids=[CARD[2][0]])
+    (resp,) = kubelet.latest().stub.Allocate(req, timeout=HANG_GUARD_S).container_responses
+    assert dict(resp.envs) == {"ACCELCTL_VISIBLE_DEVICES": CARD[2][0]}
+
+
+def test_a_plugin_started_before_the_kubelet_registers_when_it_comes(fixture_root, plugin_dir):
+    machine = open_machine(sysfs_root=fixture_root("one-card"))
+    plugin = DevicePlugin(PluginOptions(resource_name=RESOURCE, plugin_dir=plugin_dir, poll_interval=0.05),
+                          snapshot=lambda: build_inventory(machine.rescan()))
+    plugin.start()
+    kubelet = FakeKubelet(plugin_dir)
+    try:
+        kubelet.wait_for(lambda: plugin.polls >= 3, "three polls")
+        assert plugin.registrations == 0  # nothing to register with yet, and no crash
+        kubelet.start()
+        assert [d for d, _, _ in kubelet.devices()] == ["0000:01:00.0"]
+        assert plugin.registrations == 1
+    finally:
+        plugin.stop()
+        kubelet.stop()
 
 
 def test_a_vanished_device_is_listed_unhealthy_and_the_rest_stay_healthy(running):
