@@ -56,12 +56,17 @@ def preferred_allocation(inv: Inventory, available: Sequence[str], must_include:
     best: tuple[tuple[int, int], list[int], list[str]] | None = None
     for seed in seeds:
         group = list(seed)
-        rest = [d for d in pool if d not in group]
-        while len(group) < size and rest:
-            pick = min(rest, key=lambda c: (max(near.between(c, g) for g in group),
-                                            sum(near.between(c, g) for g in group), near.order[c]))
+        # each candidate's worst and summed level to the group so far, updated as it grows
+        reach = {c: [max(near.between(c, g) for g in group), sum(near.between(c, g) for g in group)]
+                 for c in pool if c not in group}
+        while len(group) < size and reach:
+            pick = min(reach, key=lambda c: (reach[c][0], reach[c][1], near.order[c]))
             group.append(pick)
-            rest.remove(pick)
+            del reach[pick]
+            for c, r in reach.items():
+                level = near.between(c, pick)
+                r[0] = max(r[0], level)
+                r[1] += level
         group.sort(key=near.order.__getitem__)
         key = (near.cost(group), [near.order[d] for d in group], group)
         if best is None or key[:2] < best[:2]:
