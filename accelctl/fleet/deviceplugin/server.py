@@ -142,10 +142,6 @@ class DevicePlugin:
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
 
-    def poll_now(self) -> None:
-        """Wake the poll loop (SIGHUP, tests); the poll count still tells what happened when."""
-        self._wake.set()
-
     def _loop(self) -> None:
         while not self._stopping:
             self._wake.wait(self.options.poll_interval)
