@@ -34,7 +34,8 @@ def resourceslice_command(
 ) -> None:
     """Print this machine's DRA ResourceSlices (resource.k8s.io/v1) as YAML, or a JSON List."""
     from accelctl.fleet import build_inventory
-    from accelctl.fleet.resourceslice import SliceRequest, build_slices, load_slices, next_generation
+    from accelctl.fleet.resourceslice import (
+        SliceRequest, build_slices, load_slices, next_generation, restamp_generation)
 
     ctx.obj.json_errors = json
     old = load_slices(_read(previous), str(previous)) if previous is not None else None
@@ -42,9 +43,7 @@ def resourceslice_command(
     req = SliceRequest(node=node, driver=driver, devices=devices, generation=generation)
     slices = build_slices(inv, req)
     if old is not None:
-        req = SliceRequest(node=node, driver=driver, devices=devices,
-                           generation=next_generation(old, slices))
-        slices = build_slices(inv, req)
+        slices = restamp_generation(slices, next_generation(old, slices))
     _emit_k8s(slices, json)
 
 

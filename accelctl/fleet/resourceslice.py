@@ -218,6 +218,13 @@ def next_generation(previous: list[dict[str, Any]], current: list[dict[str, Any]
     return prev_gen if devices(previous) == devices(current) else prev_gen + 1
 
 
+def restamp_generation(slices: list[dict[str, Any]], generation: int) -> list[dict[str, Any]]:
+    """The same slices carrying `generation` (every slice of a pool carries the same one)."""
+    for s in slices:
+        s["spec"]["pool"]["generation"] = generation
+    return slices
+
+
 def load_slices(text: str, source: str) -> list[dict[str, Any]]:
     """ResourceSlices from what this module printed before (a JSON List, or YAML documents).
 
