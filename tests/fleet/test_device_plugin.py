@@ -195,7 +195,7 @@ def test_kubelet_restart_removes_the_socket_and_the_plugin_registers_again(runni
     # the plugin counts a registration when Register returns, a moment after the kubelet saw it
     kubelet.wait_for(lambda: plugin.registrations == 2, "the plugin to count its second registration")
     assert os.path.exists(plugin.socket_path)
-    assert kubelet.connections[0].ended
+    kubelet.wait_for(lambda: kubelet.connections[0].ended, "the old stream to end")
     req = api_pb2.AllocateRequest()
     req.container_requests.add(devices_ids=[CARD[2][0]])
     (resp,) = kubelet.latest().stub.Allocate(req, timeout=HANG_GUARD_S).container_responses
@@ -213,7 +213,8 @@ def test_a_plugin_started_before_the_kubelet_registers_when_it_comes(fixture_roo
         assert plugin.registrations == 0  # nothing to register with yet, and no crash
         kubelet.start()
         assert [d for d, _, _ in kubelet.devices()] == ["0000:01:00.0"]
-        assert plugin.registrations == 1
+        # counted when Register returns, a moment after the kubelet saw the call
+        kubelet.wait_for(lambda: plugin.registrations == 1, "the plugin to count its registration")
     finally:
         plugin.stop()
         kubelet.stop()
