@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 _STYLE = {"X": "dim", "CARD": "bold green", "PIX": "green", "PXB": "yellow", "PHB": "magenta",
           "NODE": "red", "SYS": "bold red"}
+#: after the code: nothing when PCIe peer-to-peer works, '*' when it does not, '?' when unknown
+_P2P_MARK = {True: "", False: "*", None: "?"}
 
 
 @topology_cmd.app.command("matrix")
@@ -36,7 +38,8 @@ def matrix_command(ctx: typer.Context, json: JsonOpt = False) -> None:
     out.console().print(matrix_table(result))
     out.console().print(
         "X self, CARD same card, PIX one switch, PXB several switches, PHB host bridge, "
-        "NODE same NUMA node, SYS across NUMA nodes; '*' = no PCIe peer-to-peer (ACS or host bridge)"
+        "NODE same NUMA node, SYS across NUMA nodes; '*' = no PCIe peer-to-peer, '?' = unknown "
+        "(the reasons: --json p2p_reason)"
     )
 
 
@@ -52,6 +55,6 @@ def matrix_table(result: TopologyMatrix) -> Table:
         short = label.replace("card", "c").replace(".ep", ".") if label.startswith("card") else label
         table.add_column(out.esc(short), justify="center", no_wrap=True, min_width=5)
     for label, bdf, row, prow in zip(labels, result.endpoints, result.matrix, result.p2p):
-        cells = [f"[{_STYLE[c]}]{c}{'' if ok else '*'}[/]" for c, ok in zip(row, prow)]
+        cells = [f"[{_STYLE[c]}]{c}{_P2P_MARK[ok]}[/]" for c, ok in zip(row, prow)]
         table.add_row(out.esc(f"{label} ({bdf})" if label != bdf else bdf), *cells)
     return table

@@ -1,5 +1,6 @@
 """The pairwise matrix: for every pair of accelerator endpoints, the closest common point of
-their PCIe paths, and whether PCIe peer-to-peer between them stays below the host bridge.
+their PCIe paths, and whether PCIe peer-to-peer between them works (True, False or None when
+that cannot be told), by which route and why (accelctl.topology.p2p judges).
 
 Codes, nearest first (docs/matrix.md compares them with nvidia-smi topo -m):
   X     the endpoint itself
@@ -20,15 +21,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from accelctl.topology.model import HostBridge, PciFunction
+from accelctl.topology.p2p import P2PJudge
 
 if TYPE_CHECKING:
     from accelctl.topology import Topology
 
-#: Version of the `accelctl topology matrix --json` document.
-MATRIX_SCHEMA_VERSION = 1
+#: Version of the `accelctl topology matrix --json` document (2: p2p is true/false/null, with
+#: p2p_route and p2p_reason).
+MATRIX_SCHEMA_VERSION = 2
 LEVELS = ("X", "CARD", "PIX", "PXB", "PHB", "NODE", "SYS")
-#: Codes whose traffic can stay inside the PCIe fabric (below any host bridge).
-_FABRIC = frozenset({"X", "CARD", "PIX", "PXB"})
 
 
 @dataclass(slots=True)
@@ -46,7 +47,12 @@ class TopologyMatrix:
     endpoints: list[str]
     names: list[str | None]
     matrix: list[list[str]]
-    p2p: list[list[bool]]
+    #: True / False / None (unknown), per pair
+    p2p: list[list[bool | None]]
+    #: accelctl.topology.p2p.FABRIC or HOST_BRIDGE, None when there is no P2P or the route is unknown
+    p2p_route: list[list[str | None]]
+    #: why, in words: the ACS bits on which port, the host-bridge rule
+    p2p_reason: list[list[str]]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,27 +61,32 @@ class TopologyMatrix:
             "endpoints": [{"bdf": b, "name": n} for b, n in zip(self.endpoints, self.names)],
             "matrix": self.matrix,
             "p2p": self.p2p,
+            "p2p_route": self.p2p_route,
+            "p2p_reason": self.p2p_reason,
         }
 
 
-def topology_matrix(topo: Topology) -> TopologyMatrix:
+def topology_matrix(topo: Topology, judge: P2PJudge | None = None) -> TopologyMatrix:
     """The matrix over `topo.accelerators()` (sorted by BDF). Quadratic in accelerator endpoints
-    only; linear work per endpoint otherwise."""
+    only; linear work per endpoint otherwise. `judge`: a P2PJudge that knows the CPU already
+    (default: one over `topo` that reads it from the tree when a verdict needs it)."""
     endpoints = topo.accelerators()
     names = topo.endpoint_names()
+    judge = judge or P2PJudge(topo)
     external = {sw.upstream for sw in topo.switches if not sw.on_card}
     paths = [_path(topo, ep) for ep in endpoints]
     matrix: list[list[str]] = []
-    p2p: list[list[bool]] = []
+    p2p: list[list[bool | None]] = []
+    routes: list[list[str | None]] = []
+    reasons: list[list[str]] = []
     for a in paths:
-        row, prow = [], []
-        for b in paths:
-            code, ok = _relation(topo, a, b, external)
-            row.append(code)
-            prow.append(ok)
-        matrix.append(row)
-        p2p.append(prow)
-    return TopologyMatrix([e.id for e in endpoints], [names.get(e.id) for e in endpoints], matrix, p2p)
+        matrix.append([_relation(topo, a, b, external) for b in paths])
+        verdicts = [judge.judge(a.endpoint.id, b.endpoint.id) for b in paths]
+        p2p.append([v.possible for v in verdicts])
+        routes.append([v.route for v in verdicts])
+        reasons.append([v.reason for v in verdicts])
+    return TopologyMatrix([e.id for e in endpoints], [names.get(e.id) for e in endpoints], matrix, p2p,
+                          routes, reasons)
 
 
 def _path(topo: Topology, ep: PciFunction) -> _Path:
@@ -87,35 +98,20 @@ def _path(topo: Topology, ep: PciFunction) -> _Path:
     return _Path(ep, chain, {n: i for i, n in enumerate(chain)}, host, numa)
 
 
-def _relation(topo: Topology, a: _Path, b: _Path, external: set[str]) -> tuple[str, bool]:
+def _relation(topo: Topology, a: _Path, b: _Path, external: set[str]) -> str:
     if a.endpoint.id == b.endpoint.id:
-        return "X", True
+        return "X"
     lca_b = next((i for i, n in enumerate(b.chain) if n in a.index), None)
     lca = b.chain[lca_b] if lca_b is not None else None
     if lca is None or isinstance(topo.host_bridges.get(lca), HostBridge):
         if lca is not None and lca == a.host_bridge:
-            code = "PHB"
-        elif a.numa is not None and a.numa == b.numa:
-            code = "NODE"
-        else:
-            code = "SYS"
-        return code, False  # through the root complex: not PCIe switch peer-to-peer
-    lca_a = a.index[lca]
+            return "PHB"
+        if a.numa is not None and a.numa == b.numa:
+            return "NODE"
+        return "SYS"
     if a.endpoint.card is not None and a.endpoint.card == b.endpoint.card:
-        code = "CARD"
-    else:
-        crossed = {n for n in a.chain[: lca_a + 1] if n in external}
-        crossed |= {n for n in b.chain[: lca_b + 1] if n in external}
-        code = "PIX" if len(crossed) <= 1 else "PXB"
-    # Peer requests are redirected where the two paths meet: at the ingress port just below the
-    # common point on each side (the switch downstream ports, or the functions themselves for a
-    # multi-function device). ACS on ports further down does not see peer traffic as peer.
-    ingress = (a.chain[lca_a - 1] if lca_a > 0 else a.endpoint.id,
-               b.chain[lca_b - 1] if lca_b > 0 else b.endpoint.id)
-    blocked = any(_acs_blocks(topo, n) for n in ingress)
-    return code, code in _FABRIC and not blocked
-
-
-def _acs_blocks(topo: Topology, node_id: str) -> bool:
-    fn = topo.functions.get(node_id)
-    return fn is not None and fn.acs is not None and fn.acs.p2p_blocked
+        return "CARD"
+    lca_a = a.index[lca]
+    crossed = {n for n in a.chain[: lca_a + 1] if n in external}
+    crossed |= {n for n in b.chain[: lca_b + 1] if n in external}
+    return "PIX" if len(crossed) <= 1 else "PXB"

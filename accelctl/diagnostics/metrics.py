@@ -139,6 +139,12 @@ def metric_families(topo: Topology, report: Report) -> list[Family]:
         up.add(labels, 1 if fns[bdf].accessible else 0)
     out.append(up)
     out.append(_aer_family("aer_errors_total", "endpoint", eps, fns))
+    pairs = Family("p2p_pairs", "gauge",
+                   "Pairs of accelerator endpoints by whether PCIe peer-to-peer works between them "
+                   "(true, false, unknown; docs/matrix.md).")
+    for state, n in _p2p_pair_counts(topo).items():
+        pairs.add([("state", state)], n)
+    out.append(pairs)
     found = Family("findings", "gauge", "Findings of accelctl diag, by code and severity.")
     counts = report.by_code()
     for code in sorted(CODES):
@@ -175,6 +181,19 @@ def render_metrics(topo: Topology, report: Report) -> str:
         lines.append(f"# TYPE {PREFIX}_{fam.name} {fam.kind}")
         lines.extend(f"{PREFIX}_{fam.name}{_labels(labels)} {_num(value)}" for labels, value in fam.samples)
     return "\n".join(lines) + "\n"
+
+
+def _p2p_pair_counts(topo: Topology) -> dict[str, int]:
+    """Unordered pairs of distinct accelerator endpoints, by P2P verdict (all three states are
+    always present, so a scrape tells "none unknown" from "not computed")."""
+    from accelctl.diagnostics.matrix import topology_matrix
+
+    p2p = topology_matrix(topo).p2p
+    counts = {"true": 0, "false": 0, "unknown": 0}
+    for i, row in enumerate(p2p):
+        for ok in row[i + 1:]:
+            counts["unknown" if ok is None else "true" if ok else "false"] += 1
+    return counts
 
 
 def write_atomically(path: str | os.PathLike[str], text: str) -> None:

@@ -100,7 +100,12 @@ def test_nested_switches_and_host_bridges(tmp_path: Path) -> None:
     assert m.endpoints == EPS
     assert m.matrix == EXPECTED
     fabric = {"X", "PIX", "PXB"}
-    assert m.p2p == [[code in fabric for code in row] for row in EXPECTED]
+    # Without ACS, P2P stays in the fabric wherever the paths meet below a host bridge; the
+    # builder's root complexes are AMD Genoa (1022:14a4), a Zen part, on which Linux p2pdma
+    # allows P2P through the root complex too.
+    assert m.p2p_route == [["fabric" if code in fabric else "host_bridge" for code in row] for row in EXPECTED]
+    assert m.p2p == [[True] * 6 for _ in EXPECTED]
+    assert "AMD Zen root complex" in m.p2p_reason[0][3]
 
 
 def test_acs_blocks_only_where_the_paths_meet(tmp_path: Path) -> None:
@@ -108,8 +113,9 @@ def test_acs_blocks_only_where_the_paths_meet(tmp_path: Path) -> None:
     # 05 <-> 06 meets in switch a (no ACS) and stays peer-to-peer.
     m = topology_matrix(build(NESTED.replace("@TOP_ACS@", 'acs = ["RR"]'), tmp_path))
     assert m.matrix == EXPECTED
-    assert m.p2p[0][1] and m.p2p[1][0]
-    assert not m.p2p[0][2] and not m.p2p[2][0] and not m.p2p[1][2]
+    assert m.p2p_route[0][1] == m.p2p_route[1][0] == "fabric"
+    assert m.p2p_route[0][2] == m.p2p_route[2][0] == m.p2p_route[1][2] == "host_bridge"
+    assert "ACS RR on 0000:02:00.0; ACS RR on 0000:02:01.0 redirect" in m.p2p_reason[0][2]
 
 
 def test_two_socket_bundled_fixture() -> None:
@@ -128,12 +134,15 @@ def test_two_socket_bundled_fixture() -> None:
             ci, cj = i // 4, j // 4
             want = ("X" if i == j else "CARD" if ci == cj else "PIX" if socket[ci] == socket[cj] else "SYS")
             assert m.matrix[i][j] == want, (m.endpoints[i], m.endpoints[j])
-            # ACS off below the root ports: P2P everywhere under one socket, never across.
-            assert m.p2p[i][j] == (want in ("X", "CARD", "PIX")), (m.endpoints[i], m.endpoints[j])
+            # ACS off below the root ports: P2P in the fabric under one socket; across sockets
+            # through the root complexes (AMD Genoa, Zen: Linux p2pdma allows it).
+            route = "fabric" if want in ("X", "CARD", "PIX") else "host_bridge"
+            assert (m.p2p[i][j], m.p2p_route[i][j]) == (True, route), (m.endpoints[i], m.endpoints[j])
 
 
 def test_matrix_json_shape(tmp_path: Path) -> None:
     d = topology_matrix(build(NESTED.replace("@TOP_ACS@", "acs = []"), tmp_path)).to_dict()
-    assert d["schema_version"] == 1
+    assert d["schema_version"] == 2
     assert [e["bdf"] for e in d["endpoints"]] == EPS
-    assert len(d["matrix"]) == len(d["p2p"]) == 6 and all(len(r) == 6 for r in d["matrix"])
+    for key in ("matrix", "p2p", "p2p_route", "p2p_reason"):
+        assert len(d[key]) == 6 and all(len(r) == 6 for r in d[key]), key
