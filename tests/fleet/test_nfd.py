@@ -79,7 +79,9 @@ def test_two_socket_labels_say_what_the_spec_built(fixture_root, tmp_path):
         NS + "endpoints-per-card": "4",
         NS + "model": "1002_74a1",
         NS + "pci-1002-74a1.count": "16",
-        NS + "p2p-all-pairs": "false",  # the two sockets' cards meet only across NUMA nodes
+        # the two sockets' cards meet only through the root complexes: AMD Genoa (Zen), where
+        # Linux p2pdma allows P2P (docs/matrix.md)
+        NS + "p2p-all-pairs": "true",
         NS + "link-downtrained": "false",
         NS + "numa-nodes": "0-1",
     }
