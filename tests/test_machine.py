@@ -133,7 +133,8 @@ def test_concurrent_commands_share_one_simulator(env):
     results = [p.communicate(input=bytes([65 + i]) * 16, timeout=120) for i, p in enumerate(procs)]
     assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in results]
     status = json.loads(run(env, "--fixture", "one-card", "sim", "status", "--json").stdout)
-    assert status["running"] is True and status["mode"] == "process"
+    [daemon] = status["simulators"]
+    assert daemon["fixture"] == "one-card" and daemon["mode"] == "process"
     for i in range(3):
         back = run(env, "--fixture", "one-card", "io", "read", "card0.ep0", "-n", "16", "--address", hex(i * 4096))
         assert back.stdout == bytes([65 + i]) * 16

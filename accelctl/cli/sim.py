@@ -1,8 +1,10 @@
-"""`accelctl sim serve|status|stop`: the device simulator of a fixture, as a background process."""
+"""`accelctl sim serve|status|stop`: the device simulators of fixtures (docs/simulator.md)."""
 
 from __future__ import annotations
 
 import json as _json
+import shlex
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -19,6 +21,8 @@ FixtureOpt = Annotated[
 RootOpt = Annotated[
     Optional[Path], typer.Option("--sysfs-root", help="A fixture tree (default: the global --sysfs-root).")
 ]
+#: JSON of `sim status`: a list of simulators (was one status object for one fixture).
+STATUS_SCHEMA_VERSION = 2
 
 
 def _machine(ctx: typer.Context, fixture: str | None, sysfs_root: Path | None) -> Any:
@@ -30,21 +34,43 @@ def _machine(ctx: typer.Context, fixture: str | None, sysfs_root: Path | None) -
     return ctx.obj.machine()
 
 
+def _named_machine(ctx: typer.Context, fixture: str | None, sysfs_root: Path | None) -> Any:
+    """The machine named here or globally, None when none is (the live machine: no simulator)."""
+    machine = _machine(ctx, fixture, sysfs_root)
+    return None if machine.platform.kind != "simulator" else machine
+
+
 def _simulated(ctx: typer.Context, fixture: str | None, sysfs_root: Path | None) -> Any:
-    """The simulator platform of that machine; a live /sys has none (exit 5)."""
+    """The simulated machine named; a live /sys has no simulator (exit 5)."""
     from accelctl.errors import DriverError
 
-    machine = _machine(ctx, fixture, sysfs_root)
-    if machine.platform.kind != "simulator":
+    machine = _named_machine(ctx, fixture, sysfs_root)
+    if machine is None:
         raise DriverError(
-            f"{machine.source.name} is a live machine: there is nothing to simulate",
+            "this is a live machine: there is nothing to simulate",
             hint="accelctl sim serve --fixture NAME (accelctl fixture list)",
         )
-    return machine.platform
+    return machine
 
 
-def _root(ctx: typer.Context, fixture: str | None, sysfs_root: Path | None) -> Any:
-    return _machine(ctx, fixture, sysfs_root).root.path
+def _stop_command(machine: Any) -> str:
+    """`accelctl sim stop` for this machine, spelled as the user can paste it."""
+    from accelctl.platform.roots import SourceKind
+
+    source = machine.source
+    if source.kind is SourceKind.FIXTURE:
+        return f"accelctl sim stop --fixture {shlex.quote(source.name)}"
+    return f"accelctl sim stop --sysfs-root {shlex.quote(source.name)}"
+
+
+def _rehint(err: Any, machine: Any) -> Any:
+    """The library's refusal with a hint naming this machine's exact commands."""
+    st = err.status
+    if st.started_by == "embedded":
+        err.hint = f"it ends with process {st.pid}; stop that program, or use the simulator it serves"
+    else:
+        err.hint = f"use it as it is, or stop it first: {_stop_command(machine)}"
+    return err
 
 
 @app.command("serve")
@@ -59,49 +85,99 @@ def serve(
     spin_us: Annotated[float, typer.Option("--spin-us", help="Device-side busy poll before sleeping.")] = 50.0,
     json: JsonOpt = False,
 ) -> None:
-    """Serve every accelerator endpoint of the fixture on a Unix socket (background unless --foreground)."""
+    """Serve every accelerator endpoint of the fixture until 'accelctl sim stop' (background
+    unless --foreground). A simulator a command started on demand is kept running instead."""
+    from accelctl.sim.service import SimulatorRunningError
+
     ctx.obj.json_errors = json
-    platform = _simulated(ctx, fixture, sysfs_root)
+    machine = _simulated(ctx, fixture, sysfs_root)
     faults = [_json.loads(f) for f in fault or ()]
-    if foreground:
-        out.err_console().print(f"serving {out.esc(platform.root.path)} (Ctrl-C to stop)")
-        platform.serve(faults=faults, spin_us=spin_us)
-        return
-    _render(platform.start_daemon(faults=faults, spin_us=spin_us), json)
+    try:
+        if foreground:
+            out.err_console().print(f"serving {out.esc(machine.root.path)} (Ctrl-C to stop)")
+            machine.platform.serve(faults=faults, spin_us=spin_us)
+            return
+        st = machine.platform.start_daemon(faults=faults, spin_us=spin_us)
+    except SimulatorRunningError as err:
+        raise _rehint(err, machine) from None
+    if json:
+        out.emit_json({"schema_version": STATUS_SCHEMA_VERSION, "simulators": [st.to_dict()]})
+    else:
+        out.emit_text(_describe(st) + f"\nstop it with: {_stop_command(machine)}")
 
 
 @app.command("status")
 def status(ctx: typer.Context, fixture: FixtureOpt = None, sysfs_root: RootOpt = None, json: JsonOpt = False) -> None:
-    """Whether a simulator serves the fixture, its pid and sockets. Exits 1 when none runs."""
+    """Every running simulator: its fixture or tree, pid, who started it, idle exit, endpoints.
+    With a fixture named (here or globally), exits 1 when that one is not running; else when none is."""
     from accelctl.sim import service
 
     ctx.obj.json_errors = json
-    st = service.status(_root(ctx, fixture, sysfs_root))
-    _render(st, json)
-    if not st.running:
+    machine = _named_machine(ctx, fixture, sysfs_root)
+    sims = service.running()
+    mine = service.status(machine.root.path) if machine is not None else None
+    if json:
+        doc: dict[str, Any] = {"schema_version": STATUS_SCHEMA_VERSION, "simulators": [st.to_dict() for st in sims]}
+        doc["machine"] = None if mine is None else mine.to_dict()
+        out.emit_json(doc)
+    elif not sims:
+        out.emit_text("no simulator running")
+    else:
+        current = mine.instance_dir if mine is not None else None
+        out.emit_text("\n".join(_describe(st, current=st.instance_dir == current) for st in sims))
+    if (mine is not None and not mine.running) or not sims:
+        if mine is not None and sims and not json:
+            out.err_console().print(f"none runs for {out.esc(machine.source.name)}")
         raise typer.Exit(1)
 
 
 @app.command("stop")
-def stop(ctx: typer.Context, fixture: FixtureOpt = None, sysfs_root: RootOpt = None, json: JsonOpt = False) -> None:
-    """Stop the background simulator of the fixture (a no-op when none runs)."""
+def stop(
+    ctx: typer.Context,
+    fixture: FixtureOpt = None,
+    sysfs_root: RootOpt = None,
+    all_: Annotated[bool, typer.Option("--all", help="Stop every background simulator (embedded ones are left).")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Stop the fixture's simulator, started by 'sim serve' or on demand (a no-op when none runs)."""
     from accelctl.sim import service
 
     ctx.obj.json_errors = json
-    stopped = service.stop(_root(ctx, fixture, sysfs_root))
+    if all_:
+        results = service.stop_all()
+        if json:
+            out.emit_json({"schema_version": 1, "stopped": [st.root for st, done in results if done],
+                           "left": [st.to_dict() for st, done in results if not done]})
+            return
+        lines = [f"{'stopped' if done else 'left'}  {_name(st)}" + ("" if done else f" ({st.describe()})")
+                 for st, done in results]
+        out.emit_text("\n".join(lines) or "no simulator running")
+        return
+    machine = _named_machine(ctx, fixture, sysfs_root)
+    if machine is None:
+        raise typer.BadParameter("name the fixture (--fixture NAME or --sysfs-root DIR), or stop every one with --all")
+    stopped = service.stop(machine.root.path)
     if json:
         out.emit_json({"schema_version": 1, "stopped": stopped})
     else:
-        out.emit_text("stopped" if stopped else "not running")
+        out.emit_text("stopped" if stopped else f"not running for {machine.source.name}")
 
 
-def _render(st: Any, json: bool) -> None:
-    if json:
-        out.emit_json({"schema_version": 1, **st.to_dict()})
-        return
-    if not st.running:
-        out.emit_text(f"not running (instance dir {st.instance_dir})")
-        return
-    lines = [f"running: pid {st.pid} ({st.mode}), root {st.root}"]
-    lines += [f"  {bdf}  {path}" for bdf, path in sorted(st.sockets.items())]
-    out.emit_text("\n".join(lines))
+def _name(st: Any) -> str:
+    return st.fixture or st.root
+
+
+def _describe(st: Any, *, current: bool = False) -> str:
+    """One simulator, for people: what it serves, who started it, until when, its sockets."""
+    if st.started_by == "on-demand":
+        life = f"on demand, exits after {st.idle_exit_s:g} s without a client"
+    elif st.started_by == "serve":
+        life = "served, runs until 'accelctl sim stop'"
+    else:
+        life = f"embedded in process {st.pid}"
+    up = f", up {max(0, int(time.time() - st.started_at))} s" if st.started_at else ""
+    lines = [f"{'*' if current else ' '} {_name(st)}: pid {st.pid}, {life}{up}"]
+    if st.fixture:
+        lines.append(f"    root {st.root}")
+    lines += [f"    {bdf}  {path}" for bdf, path in sorted(st.sockets.items())]
+    return "\n".join(lines)

@@ -70,13 +70,25 @@ class SimPlatform(LinuxPlatform):
         yield dict(st.sockets)
 
     def start_daemon(self, *, faults: list[dict[str, Any]] | None = None, spin_us: float | None = None) -> Any:
-        """Start the background daemon (`accelctl sim serve`); SimulatorError when one runs."""
+        """Start the background daemon that runs until `accelctl sim stop` (`accelctl sim serve`).
+        A daemon a command started on demand is adopted instead (it stops exiting when idle;
+        device state and clients stay), unless faults are asked for: a daemon gets those only
+        when it starts.
+
+        Raises:
+            SimulatorRunningError: one runs already that is not adopted (``.status`` says which).
+        """
         from accelctl.sim import service
 
         kwargs: dict[str, Any] = {"faults": faults}
         if spin_us is not None:
             kwargs["spin_us"] = spin_us
-        return service.start_process(self.root.path, self.served_endpoints(), **kwargs)
+        try:
+            return service.start_process(self.root.path, self.served_endpoints(), **kwargs)
+        except service.SimulatorRunningError as err:
+            if faults or err.status.started_by != "on-demand":
+                raise
+            return service.keep_running(self.root.path)
 
     def serve(self, *, faults: list[dict[str, Any]] | None = None, spin_us: float | None = None) -> None:
         """Run the daemon in this thread until SIGTERM/SIGINT (`accelctl sim serve --foreground`)."""

@@ -7,12 +7,19 @@ root. Both directories must be ours alone (``private_dir``: owner, mode 0700, no
 writable directory on the way); one that is not is refused with UnsafePathError, never used.
 Files in them are opened without following links:
 
-    <runtime>/<hash>/daemon.pid     JSON {pid, mode, root, sockets}; flock-held while a daemon lives
+    <runtime>/<hash>/daemon.pid     JSON {pid, mode, root, sockets, idle_exit_s, started_at};
+                                    flock-held while a daemon lives
     <runtime>/<hash>/<bdf>.sock     one SOCK_SEQPACKET socket per endpoint
     <runtime>/<hash>/state/         device memory (sparse files) + persistent firmware state
     <runtime>/<hash>/daemon.log     stderr of a daemon started in the background
 
 Liveness is the flock on daemon.pid, never ``kill(pid, 0)`` (pid reuse).
+
+Three ways a daemon runs (``SimulatorStatus.started_by``): ``on-demand`` (a command needed a
+device; a background process shared by every command, exits after ``idle_exit_s`` without a
+client), ``serve`` (`accelctl sim serve`: runs until `accelctl sim stop`; a `sim serve` while an
+on-demand daemon runs adopts it: SIGUSR1 turns its idle exit off) and ``embedded`` (a thread of a
+program that owns it: it ends with that program, nothing else stops it).
 """
 
 from __future__ import annotations
@@ -53,6 +60,14 @@ class SimulatorError(BackendError):
     """The simulator could not be started, reached or stopped."""
 
 
+class SimulatorRunningError(SimulatorError):
+    """A simulator already serves this tree; ``status`` says which (its pid, how it was started)."""
+
+    def __init__(self, message: str, *, status: SimulatorStatus, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
 @dataclass
 class SimulatorStatus:
     running: bool
@@ -61,10 +76,35 @@ class SimulatorStatus:
     pid: int | None = None
     mode: str | None = None  # "process" | "embedded"
     sockets: dict[str, str] = field(default_factory=dict)
+    #: Seconds without a client before it exits; None: it runs until stopped (or its program ends).
+    idle_exit_s: float | None = None
+    #: When it started (seconds since the epoch).
+    started_at: float | None = None
+    #: The bundled fixture ``root`` is the tree of (None for any other directory).
+    fixture: str | None = None
+
+    @property
+    def started_by(self) -> str | None:
+        """``on-demand`` (a command; exits when idle), ``serve`` (runs until `sim stop`) or
+        ``embedded`` (a thread of the program that owns it); None when not running."""
+        if not self.running:
+            return None
+        if self.mode == "embedded":
+            return "embedded"
+        return "on-demand" if self.idle_exit_s is not None else "serve"
+
+    def describe(self) -> str:
+        """Who runs it and until when, in words (for messages)."""
+        if self.started_by == "embedded":
+            return f"embedded in process {self.pid}; it ends with that process"
+        if self.started_by == "on-demand":
+            return f"pid {self.pid}, started on demand by a command; it exits after {self.idle_exit_s:g} s without a client"
+        return f"pid {self.pid}, started by 'accelctl sim serve'; it runs until stopped"
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "running": self.running, "pid": self.pid, "mode": self.mode, "root": self.root,
+            "running": self.running, "pid": self.pid, "mode": self.mode, "started_by": self.started_by,
+            "idle_exit_s": self.idle_exit_s, "started_at": self.started_at, "fixture": self.fixture, "root": self.root,
             "instance_dir": self.instance_dir, "sockets": dict(sorted(self.sockets.items())),
         }
 
@@ -114,18 +154,14 @@ def _prepare_instance_dir(root: Any) -> Path:
 class _InstanceLock:
     """flock on daemon.pid: held for the daemon's whole life, released by the kernel when it dies."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, root: Any) -> None:
         self.path = directory / PIDFILE
         self.fd = open_private_file(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self.fd)
-            info = _read_pidfile(self.path)
-            raise SimulatorError(
-                f"a simulator ({info.get('mode', '?')}, pid {info.get('pid', '?')}) already serves this fixture",
-                hint="use it, or stop it with 'accelctl sim stop'",
-            ) from None
+            raise _already_running(_status_of(directory, str(_root_path(root)))) from None
 
     def publish(self, info: dict[str, Any]) -> None:
         data = json.dumps(info, sort_keys=True).encode()
@@ -139,6 +175,13 @@ class _InstanceLock:
             finally:
                 os.close(self.fd)  # drops the flock
                 self.fd = -1
+
+
+def _already_running(st: SimulatorStatus) -> SimulatorRunningError:
+    return SimulatorRunningError(
+        f"a simulator already serves {st.fixture or st.root} ({st.describe()})", status=st,
+        hint="use it as it is, or stop it first with 'accelctl sim stop' for the same fixture",
+    )
 
 
 def _read_pidfile(path: Path) -> dict[str, Any]:
@@ -194,10 +237,11 @@ def expand_faults(endpoints: list[Any], faults: Any) -> Any:
     return out
 
 
-def _info(root: Any, daemon: Any, mode: str) -> dict[str, Any]:
+def _info(root: Any, daemon: Any, mode: str, idle_exit_s: float | None = None) -> dict[str, Any]:
     return {
         "pid": os.getpid(), "mode": mode, "root": str(_root_path(root)),
         "sockets": {bdf: str(ep.socket_path) for bdf, ep in daemon.endpoints.items()},
+        "idle_exit_s": idle_exit_s, "started_at": round(time.time(), 3),
     }
 
 
@@ -244,7 +288,7 @@ def start_embedded(root: Any, endpoints: list[Any], *, faults: Any = None,
     Raises SimulatorError when another daemon already serves this fixture.
     """
     d = _prepare_instance_dir(root)
-    lock = _InstanceLock(d)
+    lock = _InstanceLock(d, root)
     try:
         daemon = _make_daemon(root, endpoints, faults=faults, spin_us=spin_us)
         daemon.start_thread()
@@ -259,22 +303,33 @@ def serve(root: Any, endpoints: list[Any], *, faults: Any = None, spin_us: float
           idle_exit_s: float | None = None, ready: threading.Event | None = None) -> None:
     """Run the daemon in this thread until SIGTERM / SIGINT (the foreground of ``accelctl sim serve``)."""
     d = _prepare_instance_dir(root)
-    lock = _InstanceLock(d)
+    lock = _InstanceLock(d, root)
     try:
         daemon = _make_daemon(root, endpoints, faults=faults, spin_us=spin_us, die_by_signal=True)
         daemon.start()
-        lock.publish(_info(root, daemon, "process"))
+        info = _info(root, daemon, "process", idle_exit_s)
+        idle = _IdleExit(idle_exit_s)
+
+        def keep_running(*_: object) -> None:
+            # `sim serve` adopted this on-demand daemon: no idle exit any more, and say so.
+            idle.seconds = None
+            lock.publish({**info, "idle_exit_s": None, "adoptable": False})
+
         previous = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, lambda *_: daemon.stop())
+            previous[KEEP_RUNNING_SIGNAL] = signal.signal(KEEP_RUNNING_SIGNAL, keep_running)
+        # Only a daemon that handles the signal may be sent it (its default action is to exit).
+        info["adoptable"] = KEEP_RUNNING_SIGNAL in previous and idle_exit_s is not None
+        lock.publish(info)
         # A spinning engine thread holds the GIL; keep the control loop's wait for it short.
         old_interval = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)
         if ready is not None:
             ready.set()
         if idle_exit_s is not None:
-            threading.Thread(target=_exit_when_idle, args=(daemon, idle_exit_s), daemon=True,
+            threading.Thread(target=_exit_when_idle, args=(daemon, idle), daemon=True,
                              name="accelsim-idle").start()
         try:
             daemon.run()
@@ -286,10 +341,23 @@ def serve(root: Any, endpoints: list[Any], *, faults: Any = None, spin_us: float
         lock.release()
 
 
-def _exit_when_idle(daemon: Any, idle_s: float) -> None:
-    """Stop `daemon` once no client has been connected for `idle_s` seconds."""
+@dataclass
+class _IdleExit:
+    #: None: never (turned off by KEEP_RUNNING_SIGNAL).
+    seconds: float | None
+
+
+#: Sent by `sim serve` to an on-demand daemon it adopts: run until stopped.
+KEEP_RUNNING_SIGNAL = signal.SIGUSR1
+
+
+def _exit_when_idle(daemon: Any, idle: _IdleExit) -> None:
+    """Stop `daemon` once no client has been connected for `idle.seconds` seconds."""
     idle_since = time.monotonic()
     while not daemon._stopping:
+        idle_s = idle.seconds
+        if idle_s is None:
+            return
         if any(ep.connections for ep in list(daemon.endpoints.values())):
             idle_since = time.monotonic()
         elif time.monotonic() - idle_since >= idle_s:
@@ -308,7 +376,7 @@ def start_process(root: Any, endpoints: list[Any], *, faults: list[dict[str, Any
 
     d = _prepare_instance_dir(root)
     if _lock_is_held(d / PIDFILE):
-        raise SimulatorError("a simulator already serves this fixture", hint="'accelctl sim stop' first")
+        raise _already_running(_status_of(d))
     if not endpoints:
         raise SimulatorError(f"no accelerator endpoints to serve under {_root_path(root)}")
     cmd = [sys.executable, "-m", "accelctl.sim.device", "--sysfs-root", str(_root_path(root)),
@@ -350,25 +418,70 @@ def _pythonpath() -> str:
 
 
 def status(root: Any) -> SimulatorStatus:
-    d = instance_dir(root)
+    return _status_of(instance_dir(root), str(_root_path(root)))
+
+
+def _status_of(d: Path, root: str | None = None) -> SimulatorStatus:
+    """The simulator of instance directory ``d`` (``root``: the tree it is for, when known)."""
     pidfile = d / PIDFILE
     if not _lock_is_held(pidfile):
-        return SimulatorStatus(False, str(d), str(_root_path(root)))
+        return SimulatorStatus(False, str(d), root or "")
     info = _read_pidfile(pidfile)
-    return SimulatorStatus(True, str(d), str(_root_path(root)), info.get("pid"), info.get("mode"),
-                           dict(info.get("sockets") or {}))
+    idle = info.get("idle_exit_s")
+    started = info.get("started_at")
+    root = root or str(info.get("root") or "")
+    return SimulatorStatus(
+        True, str(d), root, info.get("pid"), info.get("mode"), dict(info.get("sockets") or {}),
+        idle_exit_s=float(idle) if isinstance(idle, (int, float)) else None,
+        started_at=float(started) if isinstance(started, (int, float)) else None,
+        fixture=_fixture_of(root),
+    )
+
+
+def _fixture_of(root: str) -> str | None:
+    from accelctl.sim.fixture.bundled import bundled_fixture_of
+
+    try:
+        return bundled_fixture_of(root) if root else None
+    except OSError:
+        return None
+
+
+def running() -> list[SimulatorStatus]:
+    """Every simulator running in the runtime directory (one per tree), sorted by root."""
+    found = []
+    for entry in sorted(runtime_dir().iterdir()):
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        st = _status_of(entry)
+        if st.running:
+            found.append(st)
+    return sorted(found, key=lambda st: st.root)
 
 
 def stop(root: Any, *, timeout: float = STOP_TIMEOUT_S) -> bool:
     """Stop a background daemon for ``root``. False when none was running.
 
     Raises SimulatorError for an embedded daemon of another process (that process owns it)."""
-    st = status(root)
+    return _stop(status(root), timeout=timeout)
+
+
+def stop_all(*, timeout: float = STOP_TIMEOUT_S) -> list[tuple[SimulatorStatus, bool]]:
+    """Stop every background simulator; embedded ones are left to their programs. Returns each
+    simulator found and whether it was stopped (False: embedded, or it had stopped already)."""
+    out = []
+    for st in running():
+        out.append((st, st.started_by != "embedded" and _stop(st, timeout=timeout)))
+    return out
+
+
+def _stop(st: SimulatorStatus, *, timeout: float) -> bool:
     if not st.running or st.pid is None:
         return False
     if st.mode != "process":
-        raise SimulatorError(f"the simulator is embedded in process {st.pid}; it stops when that process ends")
-    pidfile = instance_dir(root) / PIDFILE
+        raise SimulatorError(f"the simulator of {st.root} is {st.describe()}",
+                             hint="stop the program that embeds it")
+    pidfile = Path(st.instance_dir) / PIDFILE
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
         try:
             os.kill(st.pid, sig)
@@ -389,6 +502,29 @@ def idle_exit_seconds() -> float:
     except ValueError:
         return DEFAULT_IDLE_EXIT_S
     return value if value > 0 else DEFAULT_IDLE_EXIT_S
+
+
+def keep_running(root: Any, *, timeout: float = START_TIMEOUT_S) -> SimulatorStatus:
+    """Adopt the on-demand daemon of ``root`` as a served one: its idle exit is turned off
+    (`sim serve` while a command's daemon runs). Returns its status, idle_exit_s None.
+
+    Raises SimulatorError when none runs, SimulatorRunningError when the one running is not an
+    on-demand daemon (it is served already, or embedded)."""
+    st = status(root)
+    if not st.running or st.pid is None:
+        raise SimulatorError(f"no simulator runs for {st.root}")
+    if st.started_by != "on-demand" or not _read_pidfile(Path(st.instance_dir) / PIDFILE).get("adoptable"):
+        raise _already_running(st)
+    os.kill(st.pid, KEEP_RUNNING_SIGNAL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = status(root)
+        if not now.running:
+            raise SimulatorError("the simulator exited before it could be kept running", hint="run 'accelctl sim serve' again")
+        if now.pid == st.pid and now.idle_exit_s is None:  # (pid None: the pidfile is being rewritten)
+            return now
+        time.sleep(0.02)
+    raise SimulatorError(f"simulator pid {st.pid} did not answer within {timeout:.0f} s")
 
 
 def ensure_running(root: Any, endpoints: Any, **kwargs: Any) -> SimulatorStatus:

@@ -1,9 +1,20 @@
 """The firmware model of one endpoint: device memory, identity, health, error log, features.
 
-Device memory is a sparse file under the fixture's state directory mapped MAP_SHARED, so a write
-made by one CLI command is there for the next one (and for a daemon in another process). Small
-persistent facts (logical address, serial override, power cycles) live in a JSON file beside it.
-Everything else returns to its power-on value on a device reset.
+One rule for what survives (docs/simulator.md "What a device keeps"): **a daemon's exit and the
+next one's start are a power cycle, exactly like a device reset**, and both keep the same things.
+
+* Non-volatile, kept across both: device memory (a sparse file in the state directory, mapped
+  MAP_SHARED, so every write is there at once), the logical address, the serial, the reset
+  generation, the health counters (lifetime counts, as NVMe's SMART log: bytes, commands,
+  power cycles, power-on seconds, unsafe shutdowns, resets, errors) and the error log. The small
+  facts live in ``<bdf>.json`` beside the memory file, saved when a session ends (every command
+  that disconnects), on a device reset and when the daemon stops.
+* Volatile, back to power-on values on both: features (temperature threshold, power state, ...),
+  temperature, and everything per session (queues, DMA maps, eventfds); injected faults.
+
+Each power-on counts one power cycle and bumps the reset generation. A daemon that died without
+stopping (SIGKILL, an injected ``daemon_death``) counts one unsafe shutdown at the next start and
+loses what changed since the last save (counts of sessions still connected when it died).
 """
 
 from __future__ import annotations
@@ -58,20 +69,29 @@ class Firmware:
         else:
             self._mmap = mmap.mmap(-1, self.memory_size, mmap.MAP_SHARED)
         self.memory = memoryview(self._mmap)
-        self.reset_gen = 1
         self.removed = False
-        self.persistent: dict[str, Any] = {"logical_address": 0, "serial": None, "power_cycles": 0}
-        self._load_persistent()
-        self.persistent["power_cycles"] = int(self.persistent.get("power_cycles", 0)) + 1
-        self._save_persistent()
+        #: Identity kept across power cycles (the counters and error log are kept too, below).
+        self.persistent: dict[str, Any] = {"logical_address": 0, "serial": None}
+        self.reset_gen = 0
+        #: Lifetime counts, kept across power cycles; power_on_seconds holds the completed
+        #: power-on periods (the current one is added when read or saved).
         self.counters: dict[str, int] = dict.fromkeys(abi.HEALTH_COUNTERS, 0)
         self.error_log: deque[bytes] = deque(maxlen=abi.ERROR_LOG_ENTRIES)
-        self.error_count = 0
+        if self._load_persistent().get("running"):
+            self.counters["unsafe_shutdowns"] += 1  # the last daemon died without stopping
         self._power_on()
+        self._save_persistent(running=True)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
+    @property
+    def error_count(self) -> int:
+        return self.counters["error_log_entries"]
+
     def _power_on(self) -> None:
+        """One power cycle: the volatile state back to its power-on values."""
+        self.counters["power_cycles"] += 1
+        self.reset_gen += 1
         self.powered_on_at = time.monotonic()
         self.features: dict[int, int] = {
             abi.Feature.TEMPERATURE_THRESHOLD: DEFAULT_TEMPERATURE_THRESHOLD_K,
@@ -84,19 +104,33 @@ class Firmware:
         self.temperature_k = TEMPERATURE_K
 
     def device_reset(self, *, new_serial: str | None = None) -> int:
-        """Back to power-on state; returns the new reset generation. Device memory is kept."""
+        """A power cycle without the daemon stopping; returns the new reset generation. What is
+        kept and what returns to power-on values is the same as across a daemon restart."""
         with self.lock:
-            self.reset_gen += 1
+            self._end_power_on_period()
             self.counters["device_resets"] += 1
-            self.persistent["power_cycles"] = int(self.persistent.get("power_cycles", 0)) + 1
             if new_serial is not None:
                 self.persistent["serial"] = new_serial
-            self._save_persistent()
             self._power_on()
+            self._save_persistent(running=True)
             return self.reset_gen
 
+    def _end_power_on_period(self) -> None:
+        now = time.monotonic()
+        self.counters["power_on_seconds"] += int(now - self.powered_on_at)
+        self.powered_on_at = now
+
+    def checkpoint(self) -> None:
+        """Save the non-volatile state now (a session ended: its counts and errors are kept)."""
+        with self.lock:
+            self._save_persistent(running=True)
+
     def close(self) -> None:
+        """The daemon stops: save everything and mark the shutdown clean, then let go."""
         if self._state_dir_fd is not None:
+            with self.lock:
+                self._end_power_on_period()
+                self._save_persistent(running=False)
             os.close(self._state_dir_fd)
             self._state_dir_fd = None
         self.memory.release()
@@ -137,9 +171,7 @@ class Firmware:
 
     def health_log(self) -> bytes:
         c = dict(self.counters)
-        c["power_cycles"] = int(self.persistent.get("power_cycles", 0))
-        c["power_on_seconds"] = int(time.monotonic() - self.powered_on_at)
-        c["error_log_entries"] = self.error_count
+        c["power_on_seconds"] += int(time.monotonic() - self.powered_on_at)
         threshold = self.features[abi.Feature.TEMPERATURE_THRESHOLD]
         warning = abi.CRITICAL_WARNING_TEMPERATURE if self.temperature_k >= threshold else 0
         return abi.HEALTH_LOG.pack(
@@ -168,7 +200,7 @@ class Firmware:
 
     def record_error(self, sqid: int, cid: int, status: int, opcode: int, dev_addr: int, length: int) -> None:
         with self.lock:
-            self.error_count += 1
+            self.counters["error_log_entries"] += 1
             self.error_log.append(
                 abi.ERROR_LOG_ENTRY.pack(self.error_count, sqid, cid, status & 0xFFFE, opcode, dev_addr, length)
             )
@@ -196,21 +228,39 @@ class Firmware:
 
     # --- persistence -------------------------------------------------------------------------------
 
-    def _load_persistent(self) -> None:
+    def _load_persistent(self) -> dict[str, Any]:
+        """Take back what the last power-on saved; returns the well-typed facts read."""
         if self._state_dir_fd is None:
-            return
+            return {}
         try:
             data = json.loads(read_private_file(f"{self._state_name}.json", dir_fd=self._state_dir_fd))
         except FileNotFoundError:
-            return
+            return {}
         except (OSError, ValueError, RecursionError):
-            return  # a corrupt state file is treated as a fresh device, as firmware would
-        if isinstance(data, dict):
-            self.persistent.update(_valid_persistent(data))
+            return {}  # a corrupt state file is treated as a fresh device, as firmware would
+        if not isinstance(data, dict):
+            return {}
+        facts = _valid_persistent(data)
+        for key in ("logical_address", "serial"):
+            if key in facts:
+                self.persistent[key] = facts[key]
+        self.reset_gen = facts.get("reset_gen", 0)
+        self.counters.update(facts.get("counters", {}))
+        self.error_log.extend(facts.get("error_log", ()))
+        return facts
 
-    def _save_persistent(self) -> None:
+    def _save_persistent(self, *, running: bool = True) -> None:
+        """Write the non-volatile state (callers hold ``self.lock``); ``running`` False only
+        from a clean stop, so a daemon that dies leaves True behind."""
         if self._state_dir_fd is None:
             return
+        counters = dict(self.counters)
+        if running:
+            counters["power_on_seconds"] += int(time.monotonic() - self.powered_on_at)
+        state = {
+            **self.persistent, "reset_gen": self.reset_gen, "running": running, "counters": counters,
+            "error_log": [entry.hex() for entry in self.error_log],
+        }
         tmp, final = f"{self._state_name}.tmp", f"{self._state_name}.json"
         try:
             os.unlink(tmp, dir_fd=self._state_dir_fd)  # a leftover (or a planted link) goes
@@ -218,7 +268,7 @@ class Firmware:
             pass
         fd = open_private_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dir_fd=self._state_dir_fd)
         try:
-            os.write(fd, json.dumps(self.persistent, sort_keys=True).encode())
+            os.write(fd, json.dumps(state, sort_keys=True).encode())
         finally:
             os.close(fd)
         os.replace(tmp, final, src_dir_fd=self._state_dir_fd, dst_dir_fd=self._state_dir_fd)
@@ -233,14 +283,33 @@ def _valid_persistent(data: dict[str, Any]) -> dict[str, Any]:
     """The well-typed facts of a state file; a value of the wrong type or range is dropped (the
     file may be from an older version, or written by a bug: it must not break IDENTIFY forever)."""
     out: dict[str, Any] = {}
-    la, serial, cycles = data.get("logical_address"), data.get("serial"), data.get("power_cycles")
+    la, serial, gen = data.get("logical_address"), data.get("serial"), data.get("reset_gen")
     if type(la) is int and 0 <= la <= 0xFFFFFFFF:
         out["logical_address"] = la
     if serial is None or valid_serial(serial):
         out["serial"] = serial
-    if type(cycles) is int and 0 <= cycles < 1 << 62:
-        out["power_cycles"] = cycles
+    if type(gen) is int and 0 <= gen < 0xFFFFFFFF:  # u32 in IDENTIFY, one more to come
+        out["reset_gen"] = gen
+    if type(data.get("running")) is bool:
+        out["running"] = data["running"]
+    counters = data.get("counters")
+    if isinstance(counters, dict):
+        out["counters"] = {name: value for name, value in counters.items()
+                           if name in abi.HEALTH_COUNTERS and type(value) is int and 0 <= value < 1 << 62}
+    entries = data.get("error_log")
+    if isinstance(entries, list):
+        out["error_log"] = [raw for raw in map(_error_entry, entries[-abi.ERROR_LOG_ENTRIES:]) if raw is not None]
     return out
+
+
+def _error_entry(text: object) -> bytes | None:
+    """One saved error log entry (hex of ERROR_LOG_ENTRY_SIZE bytes), or None when it is not one."""
+    if not isinstance(text, str) or len(text) != 2 * abi.ERROR_LOG_ENTRY_SIZE:
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None
 
 
 def _optional_io_bitmap() -> int:

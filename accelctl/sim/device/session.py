@@ -355,6 +355,9 @@ class Session(CommandSet):
                 pass
             os.close(self.doorbell_fd)
             self.doorbell_fd = -1
+        # 7. what the session did to the device (counts, errors) is saved: a daemon that dies later
+        # loses only the work of sessions still open (firmware.py, what survives a power cycle).
+        self.firmware.checkpoint()
 
     def _close_eventfds(self, *, keep_notifier: bool) -> None:
         for fd in self.kicks.values():
