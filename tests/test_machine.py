@@ -68,7 +68,7 @@ def test_a_daemon_started_with_other_rules_says_so(env):
     assert run(env, "--fixture", "two-socket", "admin", "identify", "card0.ep0").returncode == 0
     other = run(env, "--fixture", "two-socket", "--accel-id", NVME, "admin", "identify", NVME_BDF)
     assert other.returncode == 3
-    assert b"sim stop" in other.stderr  # the hint names the way out
+    assert b"accelctl sim stop --fixture two-socket, then retry" in other.stderr  # the way out, pasteable
 
 
 @pytest.mark.parametrize("level", ["flr", "controller"])

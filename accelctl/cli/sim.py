@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json as _json
-import shlex
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -53,26 +52,6 @@ def _simulated(ctx: typer.Context, fixture: str | None, sysfs_root: Path | None)
     return machine
 
 
-def _stop_command(machine: Any) -> str:
-    """`accelctl sim stop` for this machine, spelled as the user can paste it."""
-    from accelctl.platform.roots import SourceKind
-
-    source = machine.source
-    if source.kind is SourceKind.FIXTURE:
-        return f"accelctl sim stop --fixture {shlex.quote(source.name)}"
-    return f"accelctl sim stop --sysfs-root {shlex.quote(source.name)}"
-
-
-def _rehint(err: Any, machine: Any) -> Any:
-    """The library's refusal with a hint naming this machine's exact commands."""
-    st = err.status
-    if st.started_by == "embedded":
-        err.hint = f"it ends with process {st.pid}; stop that program, or use the simulator it serves"
-    else:
-        err.hint = f"use it as it is, or stop it first: {_stop_command(machine)}"
-    return err
-
-
 @app.command("serve")
 def serve(
     ctx: typer.Context,
@@ -87,23 +66,20 @@ def serve(
 ) -> None:
     """Serve every accelerator endpoint of the fixture until 'accelctl sim stop' (background
     unless --foreground). A simulator a command started on demand is kept running instead."""
-    from accelctl.sim.service import SimulatorRunningError
+    from accelctl.sim.service import stop_command
 
     ctx.obj.json_errors = json
     machine = _simulated(ctx, fixture, sysfs_root)
     faults = [_json.loads(f) for f in fault or ()]
-    try:
-        if foreground:
-            out.err_console().print(f"serving {out.esc(machine.root.path)} (Ctrl-C to stop)")
-            machine.platform.serve(faults=faults, spin_us=spin_us)
-            return
-        st = machine.platform.start_daemon(faults=faults, spin_us=spin_us)
-    except SimulatorRunningError as err:
-        raise _rehint(err, machine) from None
+    if foreground:
+        out.err_console().print(f"serving {out.esc(machine.root.path)} (Ctrl-C to stop)")
+        machine.platform.serve(faults=faults, spin_us=spin_us)
+        return
+    st = machine.platform.start_daemon(faults=faults, spin_us=spin_us)
     if json:
         out.emit_json({"schema_version": STATUS_SCHEMA_VERSION, "simulators": [st.to_dict()]})
     else:
-        out.emit_text(_describe(st) + f"\nstop it with: {_stop_command(machine)}")
+        out.emit_text(_describe(st) + f"\nstop it with: {stop_command(st.root)}")
 
 
 @app.command("status")

@@ -57,7 +57,7 @@ class SimPlatform(LinuxPlatform):
         if path is None:
             raise DeviceNotFoundError(
                 bdf, f"the simulator running for this fixture does not serve {bdf}",
-                hint="it was started with other accelerator rules: 'accelctl sim stop', then retry",
+                hint=f"it was started with other accelerator rules: {service.stop_command(self.root.path)}, then retry",
             )
         return str(path)
 

@@ -180,7 +180,8 @@ class _InstanceLock:
 def _already_running(st: SimulatorStatus) -> SimulatorRunningError:
     return SimulatorRunningError(
         f"a simulator already serves {st.fixture or st.root} ({st.describe()})", status=st,
-        hint="use it as it is, or stop it first with 'accelctl sim stop' for the same fixture",
+        hint=f"it ends with process {st.pid}; stop that program, or use the simulator it serves"
+        if st.started_by == "embedded" else f"use it as it is, or stop it first: {stop_command(st.root)}",
     )
 
 
@@ -436,6 +437,17 @@ def _status_of(d: Path, root: str | None = None) -> SimulatorStatus:
         started_at=float(started) if isinstance(started, (int, float)) else None,
         fixture=_fixture_of(root),
     )
+
+
+def stop_command(root: Any) -> str:
+    """The command that stops ``root``'s simulator, spelled so a user can paste it."""
+    import shlex
+
+    path = str(_root_path(root))
+    fixture = _fixture_of(path)
+    if fixture is not None:
+        return f"accelctl sim stop --fixture {shlex.quote(fixture)}"
+    return f"accelctl sim stop --sysfs-root {shlex.quote(path)}"
 
 
 def _fixture_of(root: str) -> str | None:

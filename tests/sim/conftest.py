@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from accelctl.sim import service  # noqa: E402
 from accelctl.sim.device import DeviceDaemon, EndpointConfig  # noqa: E402
 
 BDF_A = "0000:03:00.0"
@@ -51,3 +54,15 @@ def sock_a(daemon):
 @pytest.fixture
 def sock_b(daemon):
     return str(daemon.endpoints[BDF_B].socket_path)
+
+
+@pytest.fixture
+def env(short_dir, monkeypatch):
+    """The environment of CLI commands in a private runtime directory (this process uses it too);
+    every simulator started there is stopped afterwards."""
+    monkeypatch.setenv(service.RUNTIME_DIR_ENV, str(short_dir / "run"))
+    e = dict(os.environ, ACCELCTL_SIM_IDLE_EXIT_S="120")
+    for var in ("ACCELCTL_VISIBLE_DEVICES", "ACCELCTL_ACCEL_IDS", "ACCELCTL_FIXTURE", "ACCELCTL_SYSFS_ROOT"):
+        e.pop(var, None)
+    yield e
+    subprocess.run([sys.executable, "-m", "accelctl", "sim", "stop", "--all"], env=e, capture_output=True, timeout=60)

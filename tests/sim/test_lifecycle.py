@@ -16,17 +16,6 @@ import pytest
 from accelctl.sim import service
 
 
-@pytest.fixture
-def env(short_dir, monkeypatch):
-    run_dir = short_dir / "run"
-    monkeypatch.setenv(service.RUNTIME_DIR_ENV, str(run_dir))  # for the in-process checks too
-    e = dict(os.environ, ACCELCTL_SIM_IDLE_EXIT_S="120")
-    for var in ("ACCELCTL_VISIBLE_DEVICES", "ACCELCTL_ACCEL_IDS", "ACCELCTL_FIXTURE", "ACCELCTL_SYSFS_ROOT"):
-        e.pop(var, None)
-    yield e
-    subprocess.run([sys.executable, "-m", "accelctl", "sim", "stop", "--all"], env=e, capture_output=True, timeout=60)
-
-
 def run(env, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "accelctl", *args], env=env, capture_output=True,
                           input=stdin, timeout=120)

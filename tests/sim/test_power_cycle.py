@@ -19,21 +19,10 @@ from pathlib import Path
 import pytest
 
 from accelctl.protocol import abi
-from accelctl.sim import service
 from accelctl.sim.device.config import EndpointConfig
 from accelctl.sim.device.firmware import DEFAULT_TEMPERATURE_THRESHOLD_K, Firmware
 
 DEVICE = "card0.ep0"
-
-
-@pytest.fixture
-def env(short_dir, monkeypatch):
-    monkeypatch.setenv(service.RUNTIME_DIR_ENV, str(short_dir / "run"))
-    e = dict(os.environ, ACCELCTL_SIM_IDLE_EXIT_S="120")
-    for var in ("ACCELCTL_VISIBLE_DEVICES", "ACCELCTL_ACCEL_IDS", "ACCELCTL_FIXTURE", "ACCELCTL_SYSFS_ROOT"):
-        e.pop(var, None)
-    yield e
-    subprocess.run([sys.executable, "-m", "accelctl", "sim", "stop", "--all"], env=e, capture_output=True, timeout=60)
 
 
 def run(env, *args: str, stdin: bytes = b"", ok: bool = True) -> subprocess.CompletedProcess:
