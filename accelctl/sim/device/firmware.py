@@ -22,6 +22,7 @@ from accelctl.protocol import abi
 from accelctl.sim.private_dir import open_private_file, read_private_file
 
 from .config import EndpointConfig
+from .faults import valid_serial
 
 TEMPERATURE_K = 318  # 45 C at idle
 DEFAULT_TEMPERATURE_THRESHOLD_K = 358
@@ -89,7 +90,7 @@ class Firmware:
             self.reset_gen += 1
             self.counters["device_resets"] += 1
             self.persistent["power_cycles"] = int(self.persistent.get("power_cycles", 0)) + 1
-            if new_serial is not None:
+            if new_serial is not None and valid_serial(new_serial):  # never persist what breaks IDENTIFY
                 self.persistent["serial"] = new_serial
             self._save_persistent()
             self._power_on()
@@ -222,11 +223,6 @@ class Firmware:
         finally:
             os.close(fd)
         os.replace(tmp, final, src_dir_fd=self._state_dir_fd, dst_dir_fd=self._state_dir_fd)
-
-
-def valid_serial(value: object) -> bool:
-    """A serial the identify pages can carry: printable ASCII, at most 32 characters."""
-    return isinstance(value, str) and 0 < len(value) <= 32 and value.isascii() and value.isprintable()
 
 
 def _valid_persistent(data: dict[str, Any]) -> dict[str, Any]:
