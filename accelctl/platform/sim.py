@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
 from accelctl.errors import DeviceNotFoundError
@@ -143,10 +144,14 @@ class SimPlatform(LinuxPlatform):
     # -- actions -------------------------------------------------------------------------------
 
     def add_faults(self, socket: str | os.PathLike[str], faults: list[dict[str, Any]]) -> None:
+        """Arm faults on the endpoint served at ``socket`` (``<bdf>.sock``), through the
+        daemon's admin socket beside it: sessions cannot inject faults (security.md)."""
         from accelctl.protocol.abi import CtrlCmd
+        from accelctl.sim.device.daemon import ADMIN_SOCKET
 
-        with _channel(str(socket)) as ch:
-            ch.request(CtrlCmd.FAULT, json.dumps({"add": faults}).encode())
+        path = Path(socket)
+        with _channel(str(path.with_name(ADMIN_SOCKET))) as ch:
+            ch.request(CtrlCmd.FAULT, json.dumps({"bdf": path.name.removesuffix(".sock"), "add": faults}).encode())
 
     def device_reset(self, socket: str | os.PathLike[str], *, timeout_s: float) -> int:
         """Device-level reset of one simulated endpoint; the new reset generation.

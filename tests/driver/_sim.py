@@ -1,7 +1,7 @@
 """The one place the driver tests touch the simulator's own API (start, stop, faults, tables).
 
-Faults and introspection go through the ABI's control messages (FAULT, INTROSPECT) on a
-connection of their own, exactly as any client would send them.
+Faults go through the daemon's admin socket (FAULT), introspection through the ABI's INTROSPECT
+on a connection of their own, exactly as any client would send them.
 """
 
 from __future__ import annotations
@@ -63,8 +63,10 @@ class SimHarness:
     def socket_path(self, bdf: str = BDF) -> str:
         return self.sockets[bdf]
 
-    def _control(self, cmd: int, payload: dict[str, Any] | None = None, bdf: str = BDF) -> Any:
-        chan = ControlChannel(self.socket_path(bdf))
+    def _control(self, cmd: int, payload: dict[str, Any] | None = None, bdf: str = BDF, *,
+                 admin: bool = False) -> Any:
+        path = self.socket_path(bdf)
+        chan = ControlChannel(str(Path(path).with_name("admin.sock")) if admin else path)
         try:
             body, fds = chan.request(cmd, json.dumps(payload or {}).encode())
             for fd in fds:
@@ -74,10 +76,10 @@ class SimHarness:
             chan.close()
 
     def add_fault(self, bdf: str = BDF, **spec: Any) -> Any:
-        return self._control(abi.CtrlCmd.FAULT, {"add": [spec]}, bdf)
+        return self._control(abi.CtrlCmd.FAULT, {"bdf": bdf, "add": [spec]}, bdf, admin=True)
 
     def clear_faults(self, bdf: str = BDF) -> None:
-        self._control(abi.CtrlCmd.FAULT, {"clear": True}, bdf)
+        self._control(abi.CtrlCmd.FAULT, {"bdf": bdf, "clear": True}, bdf, admin=True)
 
     def introspect(self, bdf: str = BDF) -> Any:
         return self._control(abi.CtrlCmd.INTROSPECT, None, bdf)

@@ -42,6 +42,7 @@ class Memfd:
 
 class RawClient:
     def __init__(self, path: str, timeout: float = 5.0) -> None:
+        self.path = str(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         self.sock.settimeout(timeout)
         self.sock.connect(str(path))
@@ -97,7 +98,12 @@ class RawClient:
         return buf, iova
 
     def fault(self, **spec) -> dict:
-        return self.json(abi.CtrlCmd.FAULT, {"add": [spec]})
+        """Arm a fault on this client's endpoint, through the daemon's admin socket (a session
+        may not inject faults itself)."""
+        return admin_json(self.path, abi.CtrlCmd.FAULT, {"add": [spec]})
+
+    def clear_faults(self) -> dict:
+        return admin_json(self.path, abi.CtrlCmd.FAULT, {"clear": True})
 
     def introspect(self) -> dict:
         return self.json(abi.CtrlCmd.INTROSPECT)
@@ -236,6 +242,22 @@ class RawClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def admin_socket(endpoint_socket: str) -> str:
+    """The daemon's admin socket, beside its endpoint sockets."""
+    return os.path.join(os.path.dirname(endpoint_socket), "admin.sock")
+
+
+def admin_json(endpoint_socket: str, cmd: int, obj: dict) -> dict:
+    """One request on the admin socket of ``endpoint_socket``'s daemon, about that endpoint
+    (named by the socket file, ``<bdf>.sock``)."""
+    bdf = os.path.basename(endpoint_socket).removesuffix(".sock")
+    admin = RawClient(admin_socket(endpoint_socket))
+    try:
+        return admin.json(cmd, {"bdf": bdf, **obj})
+    finally:
+        admin.close()
 
 
 def write_cmd(dev_addr: int, length: int, iova: int) -> dict:

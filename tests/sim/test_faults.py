@@ -105,7 +105,7 @@ def test_seeded_probability_is_deterministic(sock_a):
                 cl.submit(1, abi.IoOpcode.FLUSH, cid=i)
                 cpl = cl.wait_cqe(1, 0.05)
                 got.append(cpl is not None)
-            cl.json(abi.CtrlCmd.FAULT, {"clear": True})
+            cl.clear_faults()
             return got
     a, b = run(), run()
     assert a == b and 0 < a.count(False) < 40

@@ -18,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault", action="append", default=[],
                         help='a fault spec as JSON, optionally with "bdf" (default: every endpoint)')
     args = parser.parse_args(argv)
+    import logging
+
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="%(asctime)s accelsim[%(process)d] %(levelname)s %(name)s: %(message)s")
 
     from accelctl.sim import service
     from accelctl.sim.device import endpoints_from_json

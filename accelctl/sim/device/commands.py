@@ -49,9 +49,25 @@ AER_LIMIT = _cs(abi.CommandSpecificStatus.ASYNC_EVENT_REQUEST_LIMIT_EXCEEDED)
 NOT_CHANGEABLE = _cs(abi.CommandSpecificStatus.FEATURE_NOT_CHANGEABLE)
 
 _FILL_CHUNK = 1 << 20
+_COMPARE_CHUNK = 1 << 20
 _U32_PACK = struct.Struct("<I").pack
 _MAX_QUEUE_ENTRIES = 4096
 _MAX_VECTORS = 64
+
+
+def first_difference(a: memoryview, b: memoryview) -> int | None:
+    """The offset of the first byte where ``a`` and ``b`` (same length) differ, or None.
+
+    Compared in 1 MiB pieces as bytes (memcmp; a memoryview comparison goes item by item at
+    ~5 ns a byte), the differing piece located by XOR of two big integers. It used to look for the
+    offset with a Python loop over the whole range: one 64 MiB COMPARE held its session for
+    seconds."""
+    for start in range(0, len(a), _COMPARE_CHUNK):
+        x, y = bytes(a[start : start + _COMPARE_CHUNK]), bytes(b[start : start + _COMPARE_CHUNK])
+        if x != y:
+            diff = int.from_bytes(x, "little") ^ int.from_bytes(y, "little")
+            return start + ((diff & -diff).bit_length() - 1) // 8
+    return None
 
 
 class CommandSet:
@@ -209,10 +225,8 @@ class CommandSet:
             return ranges
         pos = 0
         for view in ranges:
-            mine = self.memory[dev + pos : dev + pos + len(view)]
-            if mine != view:
-                a, b = bytes(mine), bytes(view)
-                first = next(i for i in range(len(a)) if a[i] != b[i])
+            first = first_difference(self.memory[dev + pos : dev + pos + len(view)], view)
+            if first is not None:
                 return (abi.STATUS_COMPARE_FAILURE, pos + first)
             pos += len(view)
         self.counters["read_commands"] += 1

@@ -5,9 +5,16 @@ connection is an open file with its own :class:`Session`; each control message i
 data path (rings, doorbells, DMA buffers) never touches the socket: it is shared memory served by
 each session's engine thread.
 
-Robustness rules: a malformed, oversized or truncated message, or one carrying more fds than
-allowed (or fds where none belong), drops that connection after closing every fd it carried; the
-loop keeps serving everyone else. Semantic errors get an errno reply and their fds closed.
+Robustness rules (security.md): a malformed, oversized or truncated message, or one carrying more
+fds than allowed (or fds where none belong), drops that connection after closing every fd it
+carried; the loop keeps serving everyone else. Every JSON payload is checked against its
+command's schema before anything acts on it (messages.py); semantic errors get an errno reply and
+their fds closed; an unexpected exception while handling one message is logged and answered EIO,
+never allowed to end the loop. Connections and descriptors are budgeted per peer process
+(quota.py).
+
+Fault injection is administrative: it goes through ``admin.sock`` beside the endpoint sockets,
+which only the daemon's own uid (or root) may use; a device socket answers FAULT with EPERM.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import array
 import errno
 import json
+import logging
 import os
 import selectors
 import signal
@@ -30,15 +38,22 @@ from accelctl.protocol import abi
 from accelctl.protocol.abi import CtrlCmd
 
 from . import faults as F
+from . import messages as M
 from .config import EndpointConfig
 from .firmware import Firmware
 from .iova import IovaError
+from .quota import MAX_CONNECTIONS_PER_ENDPOINT, MAX_CONNECTIONS_PER_PEER, FdBudget, QuotaError, raise_fd_limit
 from .session import Session, SessionError
 
-MAX_CONNECTIONS_PER_ENDPOINT = 64
 _ANC_SIZE = socket.CMSG_SPACE(abi.CTRL_MAX_MSG_FDS * 4)
 _PEERCRED = struct.Struct("3i")
 LISTEN_BACKLOG = 64
+#: The administrative socket's name in the socket directory (no BDF can take it).
+ADMIN_SOCKET = "admin.sock"
+#: Errors a handler may raise to refuse one request: their errno goes back to the sender.
+_REFUSALS = (SessionError, IovaError, F.FaultSpecError, OSError, ValueError, struct.error)
+
+log = logging.getLogger("accelctl.sim.daemon")
 
 
 class DaemonError(OSError):
@@ -54,6 +69,23 @@ class Connection:
     sock: socket.socket
     endpoint: Endpoint
     session: Session
+
+
+@dataclass
+class AdminConnection:
+    """A connection to admin.sock, from the daemon's own uid or root."""
+
+    sock: socket.socket
+    peer_pid: int | None
+
+
+@dataclass
+class _Request:
+    msg_id: int
+    cmd: int
+    flags: int
+    payload: memoryview
+    fds: list[int]
 
 
 class Endpoint:
@@ -112,6 +144,14 @@ class DeviceDaemon:
         self._thread: threading.Thread | None = None
         self._next_session_id = 1
         self.dead = False
+        self.admin_socket_path = self.socket_dir / ADMIN_SOCKET
+        self._admin_listener: socket.socket | None = None
+        self._admin_conns: dict[int, AdminConnection] = {}
+        #: Descriptor budgets, from the process limit (raised to the hard limit first).
+        self.fd_budget = FdBudget(raise_fd_limit())
+        #: An fd kept open to be closed when accept() meets EMFILE: then the pending connection
+        #: can be accepted and closed instead of staying readable forever (a busy loop).
+        self._spare_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self._handlers: dict[int, tuple[Callable[..., tuple[bytes, list[int]]], int, int]] = {
             CtrlCmd.VERSION: (self._h_version, 0, 0),
             CtrlCmd.GET_INFO: (self._h_get_info, 0, 0),
@@ -125,9 +165,13 @@ class DeviceDaemon:
             CtrlCmd.RESET: (self._h_reset, 0, 0),
             CtrlCmd.SET_EVENT_NOTIFIER: (self._h_set_notifier, 1, 1),
             CtrlCmd.PASSTHRU: (self._h_passthru, 0, 0),
-            CtrlCmd.FAULT: (self._h_fault, 0, 0),
+            CtrlCmd.FAULT: (self._h_fault_refused, 0, 0),
             CtrlCmd.INTROSPECT: (self._h_introspect, 0, 0),
             CtrlCmd.STATS: (self._h_stats, 0, 0),
+        }
+        self._admin_handlers: dict[int, tuple[Callable[..., tuple[bytes, list[int]]], int, int]] = {
+            CtrlCmd.FAULT: (self._admin_fault, 0, 0),
+            CtrlCmd.INTROSPECT: (self._admin_introspect, 0, 0),
         }
 
     # ==========================================================================================
@@ -141,14 +185,16 @@ class DeviceDaemon:
         self._sel.register(self._wake_fd, selectors.EVENT_READ, ("wake", None))
         try:
             for ep in self.endpoints.values():
-                self._listen(ep)
+                ep.listener = self._bind(ep.socket_path)
+                self._sel.register(ep.listener, selectors.EVENT_READ, ("listen", ep))
+            self._admin_listener = self._bind(self.admin_socket_path, mode=0o600)
+            self._sel.register(self._admin_listener, selectors.EVENT_READ, ("admin-listen", None))
         except OSError:
             self._close_listeners()
             raise
         self._started = True
 
-    def _listen(self, ep: Endpoint) -> None:
-        path = ep.socket_path
+    def _bind(self, path: Path, mode: int | None = None) -> socket.socket:
         if len(os.fsencode(path)) >= 108:
             raise DaemonError(errno.ENAMETOOLONG, f"socket path too long for AF_UNIX: {path}")
         if path.exists() or path.is_symlink():
@@ -163,11 +209,16 @@ class DeviceDaemon:
             finally:
                 probe.close()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        sock.bind(str(path))
-        sock.listen(LISTEN_BACKLOG)
+        try:
+            sock.bind(str(path))
+            if mode is not None:
+                os.chmod(path, mode)
+            sock.listen(LISTEN_BACKLOG)
+        except OSError:
+            sock.close()
+            raise
         sock.setblocking(False)
-        ep.listener = sock
-        self._sel.register(sock, selectors.EVENT_READ, ("listen", ep))
+        return sock
 
     def start_thread(self) -> threading.Thread:
         self.start()
@@ -183,17 +234,31 @@ class DeviceDaemon:
             while not self._stopping:
                 for key, _ in self._sel.select():
                     kind, obj = key.data
-                    if kind == "listen":
-                        self._accept(obj)
-                    elif kind == "conn":
-                        self._on_message(obj)
-                    else:
-                        try:
-                            os.eventfd_read(self._wake_fd)
-                        except BlockingIOError:
-                            pass
+                    try:
+                        if kind == "listen":
+                            self._accept(obj)
+                        elif kind == "conn":
+                            self._on_message(obj)
+                        elif kind == "admin":
+                            self._on_admin_message(obj)
+                        elif kind == "admin-listen":
+                            self._accept_admin()
+                        else:
+                            try:
+                                os.eventfd_read(self._wake_fd)
+                            except BlockingIOError:
+                                pass
+                    except Exception:  # noqa: BLE001 - one client's trouble never ends the loop
+                        log.exception("control loop: %s event failed", kind)
+                        if kind == "conn":
+                            self._drop(obj)
+                        elif kind == "admin":
+                            self._drop_admin(obj)
                 while self._deferred:
-                    self._deferred.popleft()()
+                    try:
+                        self._deferred.popleft()()
+                    except Exception:  # noqa: BLE001
+                        log.exception("control loop: deferred work failed")
         finally:
             self._looping = False
             self._shutdown()
@@ -226,6 +291,8 @@ class DeviceDaemon:
         for ep in self.endpoints.values():
             for conn in list(ep.connections.values()):
                 self._drop(conn)
+        for admin in list(self._admin_conns.values()):
+            self._drop_admin(admin)
         self._close_listeners()
         for ep in self.endpoints.values():
             ep.firmware.close()
@@ -235,10 +302,22 @@ class DeviceDaemon:
             pass
         self._sel.close()
         os.close(self._wake_fd)
+        os.close(self._spare_fd)
 
     def _close_listeners(self) -> None:
         for ep in self.endpoints.values():
             self._close_listener(ep)
+        if self._admin_listener is not None:
+            try:
+                self._sel.unregister(self._admin_listener)
+            except (KeyError, ValueError):
+                pass
+            self._admin_listener.close()
+            self._admin_listener = None
+            try:
+                self.admin_socket_path.unlink()
+            except FileNotFoundError:
+                pass
 
     def _close_listener(self, ep: Endpoint) -> None:
         if ep.listener is None:
@@ -317,20 +396,47 @@ class DeviceDaemon:
     # connections and messages
     # ==========================================================================================
 
+    def _accept_socket(self, listener: socket.socket) -> tuple[socket.socket, int | None, int | None] | None:
+        """One pending connection and its peer's (pid, uid); None when there is none. At the
+        descriptor limit the connection is accepted and closed at once (never left pending)."""
+        try:
+            sock, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            os.close(self._spare_fd)
+            try:
+                listener.accept()[0].close()
+            except OSError:
+                pass
+            self._spare_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            log.warning("descriptor limit reached: refused a connection")
+            return None
+        try:
+            pid, uid, _gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+        except OSError:
+            pid = uid = None
+        return sock, pid, uid
+
     def _accept(self, ep: Endpoint) -> None:
         assert ep.listener is not None
-        try:
-            sock, _ = ep.listener.accept()
-        except (BlockingIOError, InterruptedError):
+        accepted = self._accept_socket(ep.listener)
+        if accepted is None:
             return
-        if len(ep.connections) >= MAX_CONNECTIONS_PER_ENDPOINT or ep.firmware.removed:
+        sock, pid, _uid = accepted
+        if len(ep.connections) >= MAX_CONNECTIONS_PER_ENDPOINT or ep.firmware.removed \
+                or self._peer_connections(pid) >= MAX_CONNECTIONS_PER_PEER:
+            sock.close()
+            return
+        sessions = self._all_sessions()
+        try:
+            self.fd_budget.check(sessions, pid, 5, "connect")
+        except QuotaError:
             sock.close()
             return
         sock.setblocking(False)
-        try:
-            pid, _uid, _gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
-        except OSError:
-            pid = None
         sid = self._next_session_id
         self._next_session_id += 1
         try:
@@ -341,6 +447,17 @@ class DeviceDaemon:
         conn = Connection(sock, ep, session)
         ep.connections[sock.fileno()] = conn
         self._sel.register(sock, selectors.EVENT_READ, ("conn", conn))
+
+    def _all_sessions(self) -> list[Session]:
+        return [c.session for ep in self.endpoints.values() for c in ep.connections.values()]
+
+    def _peer_connections(self, pid: int | None) -> int:
+        return sum(1 for s in self._all_sessions() if s.peer_pid == pid)
+
+    def check_fd_budget(self, session: Session, more: int, what: str) -> None:
+        """Raise QuotaError (ENOSPC) when ``session``'s peer may not make the daemon hold
+        ``more`` descriptors (called by a session before it keeps new ones)."""
+        self.fd_budget.check(self._all_sessions(), session.peer_pid, more, what)
 
     def _drop(self, conn: Connection) -> None:
         """EOF, error or protocol violation: the file's release()."""
@@ -355,15 +472,16 @@ class DeviceDaemon:
         conn.session.release()
         conn.sock.close()
 
-    def _on_message(self, conn: Connection) -> None:
+    def _read_request(self, sock: socket.socket, handlers: dict[int, tuple[Any, int, int]]) -> _Request | None:
+        """The next request on ``sock``; None when there is nothing to read. Raises ProtocolError
+        (every fd it carried closed) for EOF or a message that breaks framing."""
         fds: list[int] = []
         try:
-            data, anc, flags, _ = conn.sock.recvmsg(abi.CTRL_MAX_MSG_SIZE, _ANC_SIZE)
+            data, anc, flags, _ = sock.recvmsg(abi.CTRL_MAX_MSG_SIZE, _ANC_SIZE)
         except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._drop(conn)
-            return
+            return None
+        except OSError as exc:
+            raise ProtocolError(f"receive failed: {exc}") from None
         try:
             fds = _fds_from_ancillary(anc)
             if not data and not anc:
@@ -375,52 +493,144 @@ class DeviceDaemon:
             msg_id, cmd, size, mflags, _err = abi.CTRL_HEADER.unpack_from(data)
             if size != len(data) or mflags & ~int(abi.CtrlFlags.NO_REPLY):
                 raise ProtocolError("bad size or flags")
-            entry = self._handlers.get(cmd)
+            entry = handlers.get(cmd)
             if entry is not None and not entry[1] <= len(fds) <= entry[2]:
                 raise ProtocolError(f"command {cmd} with {len(fds)} fds")
             if entry is None and fds:
                 raise ProtocolError("unknown command with fds")
         except ProtocolError:
             _close_fds(fds)
-            self._drop(conn)
-            return
-        payload = memoryview(data)[abi.CTRL_HEADER_SIZE:]
-        reply_fds: list[int] = []
-        err = 0
+            raise
+        return _Request(msg_id, cmd, mflags, memoryview(data)[abi.CTRL_HEADER_SIZE:], fds)
+
+    def _dispatch(self, req: _Request, handler: Callable[[], tuple[bytes, list[int]]] | None
+                  ) -> tuple[int, bytes, list[int]]:
+        """Run one request's handler: (errno, reply body, reply fds). A refusal's errno goes back
+        to the sender; anything unexpected is logged and answered EIO: it hurts only this request."""
         try:
-            if entry is None:
-                raise SessionError(errno.ENOTTY, f"unknown control command {cmd}")
-            handler = entry[0]
-            if cmd not in (CtrlCmd.GET_INFO, CtrlCmd.INTROSPECT, CtrlCmd.STATS):
-                conn.session.check_live()
-            body, reply_fds = handler(conn, payload, fds)
-            fds = []  # consumed
-        except (SessionError, IovaError, F.FaultSpecError, OSError, ValueError, struct.error) as exc:
-            _close_fds(fds)
+            if handler is None:
+                raise SessionError(errno.ENOTTY, f"unknown control command {req.cmd}")
+            body, reply_fds = handler()
+            req.fds = []  # consumed
+            return 0, body, reply_fds
+        except _REFUSALS as exc:
             err = getattr(exc, "errno", None) or errno.EINVAL
             text = getattr(exc, "strerror", None) or str(exc)
-            body = str(text).encode()[:1024]
-        if self.dead or conn.sock.fileno() < 0:
-            return
-        if mflags & abi.CtrlFlags.NO_REPLY and not err:
-            return
+        except Exception as exc:  # noqa: BLE001 - a bug in one handler must not end the loop
+            log.exception("control command %s failed", req.cmd)
+            err, text = errno.EIO, f"internal error in the simulator ({type(exc).__name__}); see its log"
+        finally:
+            _close_fds(req.fds)
+        return err, str(text).encode()[:1024], []
+
+    def _reply(self, sock: socket.socket, req: _Request, err: int, body: bytes, reply_fds: list[int]) -> bool:
+        """Send the reply; False when the peer does not take it (its connection is to be dropped)."""
+        if req.flags & abi.CtrlFlags.NO_REPLY and not err:
+            return True
         rflags = abi.CtrlFlags.REPLY | (abi.CtrlFlags.ERROR if err else 0)
-        header = abi.CTRL_HEADER.pack(msg_id, cmd, abi.CTRL_HEADER_SIZE + len(body), int(rflags), err)
+        header = abi.CTRL_HEADER.pack(req.msg_id, req.cmd, abi.CTRL_HEADER_SIZE + len(body), int(rflags), err)
         anc_out = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", reply_fds).tobytes())] if reply_fds else []
         try:
-            conn.sock.sendmsg([header, body], anc_out, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+            sock.sendmsg([header, body], anc_out, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
         except OSError:
-            self._drop(conn)  # a client that does not read its replies loses its connection
+            return False  # a client that does not read its replies loses its connection
+        return True
+
+    def _on_message(self, conn: Connection) -> None:
+        try:
+            req = self._read_request(conn.sock, self._handlers)
+        except ProtocolError:
+            self._drop(conn)
+            return
+        if req is None:
+            return
+        entry = self._handlers.get(req.cmd)
+        handler = None
+        if entry is not None:
+            def handler() -> tuple[bytes, list[int]]:
+                if req.cmd not in (CtrlCmd.GET_INFO, CtrlCmd.INTROSPECT, CtrlCmd.STATS):
+                    conn.session.check_live()
+                return entry[0](conn, req.payload, req.fds)
+        err, body, reply_fds = self._dispatch(req, handler)
+        if self.dead or conn.sock.fileno() < 0:
+            return
+        if not self._reply(conn.sock, req, err, body, reply_fds):
+            self._drop(conn)
+
+    # --- the administrative socket ------------------------------------------------------------
+
+    def _accept_admin(self) -> None:
+        assert self._admin_listener is not None
+        accepted = self._accept_socket(self._admin_listener)
+        if accepted is None:
+            return
+        sock, pid, uid = accepted
+        # Only the daemon's own uid (or root): the socket's mode says the same, this makes sure.
+        if uid not in (0, os.geteuid()) or len(self._admin_conns) >= MAX_CONNECTIONS_PER_PEER:
+            sock.close()
+            return
+        sock.setblocking(False)
+        conn = AdminConnection(sock, pid)
+        self._admin_conns[sock.fileno()] = conn
+        self._sel.register(sock, selectors.EVENT_READ, ("admin", conn))
+
+    def _drop_admin(self, conn: AdminConnection) -> None:
+        fileno = conn.sock.fileno()
+        if fileno >= 0:
+            try:
+                self._sel.unregister(conn.sock)
+            except (KeyError, ValueError):
+                pass
+            self._admin_conns.pop(fileno, None)
+        conn.sock.close()
+
+    def _on_admin_message(self, conn: AdminConnection) -> None:
+        try:
+            req = self._read_request(conn.sock, self._admin_handlers)
+        except ProtocolError:
+            self._drop_admin(conn)
+            return
+        if req is None:
+            return
+        entry = self._admin_handlers.get(req.cmd)
+        handler = None if entry is None else (lambda: entry[0](req.payload))
+        err, body, reply_fds = self._dispatch(req, handler)
+        if conn.sock.fileno() >= 0 and not self._reply(conn.sock, req, err, body, reply_fds):
+            self._drop_admin(conn)
+
+    def _admin_fault(self, payload: memoryview) -> tuple[bytes, list[int]]:
+        """FAULT on admin.sock: ``{"bdf": one endpoint or null for all, "clear": bool, "add": [...]}``;
+        every spec is checked before any is armed. Replies the faults now armed, per endpoint."""
+        bdf, clear, raw_specs = M.fault_request(payload)
+        if bdf is not None and bdf not in self.endpoints:
+            raise SessionError(errno.EINVAL, f"no endpoint {bdf}")
+        targets = [self.endpoints[bdf]] if bdf is not None else list(self.endpoints.values())
+        for d in raw_specs:
+            F.FaultSpec.from_dict(dict(d))  # all checked before any is armed
+        for ep in targets:
+            if clear:
+                ep.faults.clear()
+            for d in raw_specs:
+                spec = F.FaultSpec.from_dict(dict(d))  # each endpoint its own match counters
+                if spec.now:
+                    self._fire_now(ep, spec)
+                else:
+                    ep.faults.add(spec)
+        if bdf is not None:
+            return json.dumps({"faults": targets[0].faults.list()}).encode(), []
+        return json.dumps({"faults": {ep.config.bdf: ep.faults.list() for ep in targets}}).encode(), []
+
+    def _admin_introspect(self, payload: memoryview) -> tuple[bytes, list[int]]:
+        return json.dumps(self.introspect()).encode(), []
 
     # ==========================================================================================
     # control command handlers: (conn, payload, fds) -> (reply body, reply fds)
     # ==========================================================================================
 
     def _h_version(self, conn: Connection, payload: memoryview, fds: list[int]) -> tuple[bytes, list[int]]:
-        req = _json(payload) if len(payload) else {}
-        want = req.get("abi", list(abi.ABI_VERSION))
-        if not isinstance(want, list) or not want or want[0] != abi.ABI_VERSION[0]:
-            raise SessionError(errno.EPROTO, f"ABI major {want!r} not supported (device speaks {abi.ABI_VERSION})")
+        want = M.version_request(payload) or abi.ABI_VERSION
+        if want[0] != abi.ABI_VERSION[0]:
+            raise SessionError(errno.EPROTO, f"ABI major {want[0]} not supported (device speaks {abi.ABI_VERSION})")
         fw = conn.endpoint.firmware
         caps = {
             "abi": list(abi.ABI_VERSION),
@@ -434,8 +644,7 @@ class DeviceDaemon:
             "doorbell_page_size": abi.DOORBELL_PAGE_SIZE,
             "dma_page_size": abi.DMA_PAGE_SIZE,
             "memory_size": fw.memory_size,
-            "features": ["sgl", "passthru", "fault_injection", "introspect", "device_poll",
-                         abi.FEATURE_NEED_WAKEUP],
+            "features": ["sgl", "passthru", "introspect", "device_poll", abi.FEATURE_NEED_WAKEUP],
         }
         return json.dumps(caps).encode(), []
 
@@ -523,18 +732,9 @@ class DeviceDaemon:
         status, result = conn.session.passthru(qid, cmd)
         return abi.CQE.pack(result & 0xFFFFFFFF, result >> 32, 0, qid, cmd[abi.SQE_CID], status | 1), []
 
-    def _h_fault(self, conn: Connection, payload: memoryview, fds: list[int]) -> tuple[bytes, list[int]]:
-        req = _json(payload)
-        ep = conn.endpoint
-        if req.get("clear"):
-            ep.faults.clear()
-        specs = [F.FaultSpec.from_dict(d) for d in req.get("add", [])]
-        for spec in specs:
-            if spec.now:
-                self._fire_now(ep, spec)
-            else:
-                ep.faults.add(spec)
-        return json.dumps({"faults": ep.faults.list()}).encode(), []
+    def _h_fault_refused(self, conn: Connection, payload: memoryview, fds: list[int]) -> tuple[bytes, list[int]]:
+        # A fault hits every session of the endpoint: not something one session may do to others.
+        raise SessionError(errno.EPERM, f"fault injection is administrative: use {self.admin_socket_path}")
 
     def _fire_now(self, ep: Endpoint, spec: F.FaultSpec) -> None:
         if spec.kind == F.FATAL:
@@ -601,16 +801,6 @@ def _check_eventfds(fds: list[int], count: int) -> None:
             target = ""
         if target != "anon_inode:[eventfd]":
             raise SessionError(errno.EINVAL, f"fd is not an eventfd ({target or 'unknown'})")
-
-
-def _json(payload: memoryview) -> dict[str, Any]:
-    try:
-        value = json.loads(bytes(payload).decode())
-    except (UnicodeDecodeError, ValueError):
-        raise SessionError(errno.EINVAL, "payload is not JSON") from None
-    if not isinstance(value, dict):
-        raise SessionError(errno.EINVAL, "payload must be a JSON object")
-    return value
 
 
 def _count_open_fds() -> int:

@@ -14,6 +14,10 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from accelctl.protocol.abi import MAX_QUEUES
+
+from . import messages as M
+
 #: Completion-path faults (the command runs; its CQE is mangled).
 DROP_CQE = "drop_cqe"  # CQE never posted
 DUPLICATE_CQE = "duplicate_cqe"  # CQE posted twice
@@ -37,10 +41,19 @@ COMMAND_KINDS = frozenset(
 RESET_KINDS = frozenset({RESET_FAIL, NO_RETURN, NEW_SERIAL})
 IMMEDIATE_KINDS = frozenset({FATAL, REMOVE, DAEMON_DEATH})
 ALL_KINDS = COMMAND_KINDS | RESET_KINDS
+#: Longest delay a slow / delay_cqe fault may ask for: long enough for any test, short enough that
+#: a stuck command still ends.
+MAX_DELAY_MS = 60_000.0
+_MAX_COUNT = 1 << 32
 
 
 class FaultSpecError(ValueError):
     """A fault spec is malformed."""
+
+
+def valid_serial(value: object) -> bool:
+    """A serial the identify pages can carry: printable ASCII, 1 to 32 characters."""
+    return isinstance(value, str) and 0 < len(value) <= 32 and value.isascii() and value.isprintable()
 
 
 @dataclass
@@ -60,10 +73,24 @@ class FaultSpec:
     fired: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in ALL_KINDS:
-            raise FaultSpecError(f"unknown fault kind {self.kind!r}; known: {sorted(ALL_KINDS)}")
-        if self.nth < 1 or self.count < 0:
-            raise FaultSpecError("nth must be >= 1 and count >= 0")
+        # Every field is checked here, before the spec can be armed: a value of the wrong type
+        # used to surface later, on the engine thread or at a reset (TypeError), or be persisted
+        # (an integer serial broke IDENTIFY across restarts).
+        try:
+            if type(self.kind) is not str or self.kind not in ALL_KINDS:
+                raise M.MessageError(f"unknown fault kind {self.kind!r}; known: {sorted(ALL_KINDS)}")
+            M.optional(self.opcode, M.integer, "opcode", 0, 0xFF)
+            M.optional(self.qid, M.integer, "qid", 0, MAX_QUEUES - 1)
+            M.integer(self.nth, "nth", 1, _MAX_COUNT)
+            M.integer(self.count, "count", 0, _MAX_COUNT)
+            if self.probability is not None:
+                self.probability = M.number(self.probability, "probability", 0.0, 1.0)
+            M.integer(self.seed, "seed", -(1 << 63), (1 << 64) - 1)
+            self.delay_ms = M.number(self.delay_ms, "delay_ms", 0.0, MAX_DELAY_MS)
+            M.optional(self.new_serial, M.string, "new_serial", 32, valid_serial)
+            M.boolean(self.now, "now")
+        except M.MessageError as exc:
+            raise FaultSpecError(exc.strerror) from None
         if self.now and self.kind not in IMMEDIATE_KINDS:
             raise FaultSpecError(f"fault {self.kind!r} cannot fire 'now'")
         self._rng = random.Random(self.seed)
@@ -78,10 +105,7 @@ class FaultSpec:
         unknown = set(data) - allowed
         if unknown:
             raise FaultSpecError(f"unknown fault fields: {sorted(unknown)}")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise FaultSpecError(str(exc)) from None
+        return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -33,6 +33,7 @@ from accelctl.protocol import abi
 from accelctl.sim.private_dir import open_private_file, read_private_file
 
 from .config import EndpointConfig
+from .faults import valid_serial
 
 TEMPERATURE_K = 318  # 45 C at idle
 DEFAULT_TEMPERATURE_THRESHOLD_K = 358
@@ -109,7 +110,7 @@ class Firmware:
         with self.lock:
             self._end_power_on_period()
             self.counters["device_resets"] += 1
-            if new_serial is not None:
+            if new_serial is not None and valid_serial(new_serial):  # never persist what breaks IDENTIFY
                 self.persistent["serial"] = new_serial
             self._power_on()
             self._save_persistent(running=True)
@@ -272,11 +273,6 @@ class Firmware:
         finally:
             os.close(fd)
         os.replace(tmp, final, src_dir_fd=self._state_dir_fd, dst_dir_fd=self._state_dir_fd)
-
-
-def valid_serial(value: object) -> bool:
-    """A serial the identify pages can carry: printable ASCII, at most 32 characters."""
-    return isinstance(value, str) and 0 < len(value) <= 32 and value.isascii() and value.isprintable()
 
 
 def _valid_persistent(data: dict[str, Any]) -> dict[str, Any]:

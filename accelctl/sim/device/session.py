@@ -10,6 +10,8 @@ it sleeps or spins.
 from __future__ import annotations
 
 import errno
+import fcntl
+import logging
 import mmap
 import os
 import random
@@ -39,6 +41,17 @@ ENGINE_JOIN_TIMEOUT_S = 5.0
 #: Idle doorbell looks (~0.15 us each) between two sched_yield() calls of a spinning engine.
 _SPIN_YIELD_EVERY = 64
 _YIELD = getattr(os, "sched_yield", None)
+#: A slow fault's sleep is cut in slices this long, so a stop, reset or release ends it early.
+_SLOW_SLICE_S = 0.05
+#: The doorbell page can be neither shrunk nor grown, and its seals not changed, by the client we
+#: hand it to: a client that truncated it made the daemon's own stores fault (SIGBUS, exit 135).
+DOORBELL_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+
+log = logging.getLogger("accelctl.sim.session")
+#: Most bytes one PASSTHRU IO command may move or compare (it runs on the shared control loop).
+PASSTHRU_MAX_BYTES = 64 << 10
+_DATA_OPCODES = frozenset({abi.IoOpcode.WRITE, abi.IoOpcode.READ, abi.IoOpcode.COMPARE, abi.IoOpcode.FILL,
+                           abi.IoOpcode.COPY})
 
 
 class SessionError(OSError):
@@ -60,9 +73,15 @@ class Session(CommandSet):
         self.stale = False
         self.released = False
         # doorbell page: a memfd the client maps (GET_DOORBELLS)
-        self.doorbell_fd = os.memfd_create(f"accelsim-db-{endpoint.config.bdf}-{session_id}", os.MFD_CLOEXEC)
-        os.ftruncate(self.doorbell_fd, abi.DOORBELL_PAGE_SIZE)
-        self._db_map = mmap.mmap(self.doorbell_fd, abi.DOORBELL_PAGE_SIZE, mmap.MAP_SHARED)
+        self.doorbell_fd = os.memfd_create(f"accelsim-db-{endpoint.config.bdf}-{session_id}",
+                                           os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            os.ftruncate(self.doorbell_fd, abi.DOORBELL_PAGE_SIZE)
+            fcntl.fcntl(self.doorbell_fd, fcntl.F_ADD_SEALS, DOORBELL_SEALS)
+            self._db_map = mmap.mmap(self.doorbell_fd, abi.DOORBELL_PAGE_SIZE, mmap.MAP_SHARED)
+        except OSError:
+            os.close(self.doorbell_fd)
+            raise
         self.db32 = memoryview(self._db_map).cast("I")
         self.db32[abi.STATUS_RESET_GEN_INDEX] = self.reset_gen
         self.db32[abi.STATUS_SESSION_GEN_INDEX] = self.reset_gen
@@ -102,12 +121,25 @@ class Session(CommandSet):
         #: then always say NEED_WAKEUP and hosts always kick).
         self._fence = make_fence()
         self.running = False  # CC.EN=1, RDY=1, no CFS: the engine fetches commands
-        self.stats = {"commands": 0, "passes": 0, "sleeps": 0, "irqs": 0, "spin_hits": 0}
+        self.stats = {"commands": 0, "passes": 0, "sleeps": 0, "irqs": 0, "spin_hits": 0, "slow_waits": 0}
+        #: True while the engine waits out a slow fault (without the lock: introspection shows it).
+        self.slow_waiting = False
         self.admin_handlers, self.io_handlers = self.build_handlers()
 
     # ==========================================================================================
     # control path (daemon thread)
     # ==========================================================================================
+
+    def fd_cost(self) -> int:
+        """Descriptors this session makes the daemon hold (quota.py): socket, doorbell page and
+        its mapping, engine epoll and wake-up eventfd, eventfds, one per DMA mapping."""
+        if self.released:
+            return 0
+        return 5 + len(self.kicks) + len(self.irqs) + (self.notifier_fd is not None) + len(self.iova)
+
+    def _check_fds(self, more: int, what: str) -> None:
+        if more > 0:
+            self.endpoint.daemon.check_fd_budget(self, more, what)
 
     def check_live(self) -> None:
         if self.stale:
@@ -274,6 +306,7 @@ class Session(CommandSet):
 
     def dma_map(self, fd: int, iova: int, size: int, offset: int, flags: int) -> None:
         with self.lock:
+            self._check_fds(1, "DMA_MAP")  # the mapping keeps a duplicate of the memfd
             self.iova.map(fd, iova, size, offset, flags)
 
     def dma_unmap(self, iova: int, size: int) -> None:
@@ -287,6 +320,7 @@ class Session(CommandSet):
         with self.lock:
             if first + len(fds) > abi.MAX_QUEUES:
                 raise SessionError(errno.EINVAL, f"qid beyond {abi.MAX_QUEUES - 1}")
+            self._check_fds(sum(1 for q in range(first, first + len(fds)) if q not in self.kicks), "SET_KICKS")
             for qid, fd in enumerate(fds, first):
                 old = self.kicks.pop(qid, None)
                 if old is not None:
@@ -299,6 +333,7 @@ class Session(CommandSet):
         with self.lock:
             if first + len(fds) > MAX_VECTORS:
                 raise SessionError(errno.EINVAL, f"vector beyond {MAX_VECTORS - 1}")
+            self._check_fds(sum(1 for v in range(first, first + len(fds)) if v not in self.irqs), "SET_IRQS")
             for vector, fd in enumerate(fds, first):
                 old = self.irqs.pop(vector, None)
                 if old is not None:
@@ -309,17 +344,25 @@ class Session(CommandSet):
         with self.lock:
             if self.notifier_fd is not None:
                 os.close(self.notifier_fd)
+            else:
+                self._check_fds(1, "SET_EVENT_NOTIFIER")
             self.notifier_fd = fd
 
     def set_spin_us(self, spin_us: int) -> None:
         self.spin_ns = max(0, min(spin_us, 1_000_000)) * 1000
 
     def passthru(self, qid: int, cmd: tuple[int, ...]) -> tuple[int, int]:
-        """Execute one command outside the rings (the ioctl path of a driver without queues)."""
+        """Execute one command outside the rings (the ioctl path of a driver without queues).
+
+        It runs on the daemon's control loop, which serves every client: an IO command moving
+        more than PASSTHRU_MAX_BYTES is refused (INVALID_FIELD); big transfers go through rings."""
         with self.lock:
             handlers = self.admin_handlers if qid == 0 else self.io_handlers
             handler = handlers.get(cmd[0])
-            if handler is None or (qid == 0 and cmd[0] == abi.AdminOpcode.ASYNC_EVENT_REQUEST):
+            if qid and cmd[abi.SQE_CDW12] > PASSTHRU_MAX_BYTES and cmd[0] in _DATA_OPCODES:
+                status, result = abi.STATUS_INVALID_FIELD, 0
+                self.counters["invalid_commands"] += 1
+            elif handler is None or (qid == 0 and cmd[0] == abi.AdminOpcode.ASYNC_EVENT_REQUEST):
                 status, result = abi.STATUS_INVALID_OPCODE, 0
                 self.counters["invalid_commands"] += 1
             else:
@@ -396,6 +439,7 @@ class Session(CommandSet):
                 "notifier": self.notifier_fd is not None,
                 "held": len(self.held),
                 "aers": len(self.aers),
+                "slow_waiting": self.slow_waiting,
                 "spin_us": self.spin_ns // 1000,
                 "stats": dict(self.stats),
             }
@@ -465,6 +509,14 @@ class Session(CommandSet):
         Before sleeping it sets them, runs a full fence and scans the doorbells once more; a host
         stores its tail, fences, then reads the flag. One of the two sees the other's store
         (store-buffering / Dekker), so a doorbell is never left unseen with no kick coming."""
+        try:
+            self._engine_loop()
+        except Exception:  # noqa: BLE001 - a bug hits this session only: it sees fatal status
+            log.exception("session %s engine failed; controller fatal until reset", self.id)
+            with self.lock:
+                self._fatal_locked("engine error")
+
+    def _engine_loop(self) -> None:
         epoll = self._epoll
         assert epoll is not None
         fence = self._fence
@@ -616,7 +668,8 @@ class Session(CommandSet):
         did = False
         fetched = 0
         faults = self.faults
-        for sq in self.sq_list:
+        sq_list = self.sq_list
+        for sq in sq_list:
             tail = db[sq.tail_index]
             head = sq.head
             if tail == head:
@@ -646,7 +699,9 @@ class Session(CommandSet):
                 handler = handlers.get(opcode)
                 if faults.active:
                     if self._command_faults(sq, cmd, handler):
-                        if not self.running:
+                        # (a slow fault waits without the lock: queues may have changed meanwhile)
+                        if not self.running or self.sq_list is not sq_list:
+                            self.stats["commands"] += fetched
                             return True
                         continue
                     if not self.running:
@@ -766,7 +821,9 @@ class Session(CommandSet):
             return False
         kinds = {h.kind: h for h in hits}
         if F.SLOW in kinds:
-            time.sleep(kinds[F.SLOW].delay_ms / 1000.0)
+            self._slow_wait(kinds[F.SLOW].delay_ms / 1000.0)
+            if not self.running or self.sqs.get(sq.qid) is not sq:
+                return True  # disabled or deleted meanwhile: the host cancels the command
         if F.DAEMON_DEATH in kinds:
             self.endpoint.daemon.die()
             return True
@@ -808,6 +865,25 @@ class Session(CommandSet):
         if F.DUPLICATE_CQE in kinds and self._cq_has_room(cq):
             self._post(cq, sq.head, sq.qid, cid, status, result)
         return True
+
+    def _slow_wait(self, seconds: float) -> None:
+        """A slow device: the engine waits WITHOUT the session lock (it used to sleep holding
+        it: INTROSPECT, resets and every control request of the session blocked behind the
+        fault), in short slices so a stop, disable or release ends the wait. Called from a pass,
+        which holds the lock exactly once."""
+        self.stats["slow_waits"] += 1
+        self.slow_waiting = True
+        self.lock.release()
+        try:
+            deadline = time.monotonic() + seconds
+            while not self._stopping and self.running:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                time.sleep(min(left, _SLOW_SLICE_S))
+        finally:
+            self.lock.acquire()
+            self.slow_waiting = False
 
     # --- held commands ---------------------------------------------------------------------------
 
