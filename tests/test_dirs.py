@@ -63,8 +63,8 @@ def _in_child(code: str, env: dict[str, str]) -> str:
 
 
 def test_both_caches_live_in_the_one_cache_directory(tmp_path):
-    code = ("import accelctl.snapshot.replay as r, accelctl.sim.fixture.bundled as b; from accelctl import dirs; "
-            "print(r.cache_dir('snapshots')); print(b.cache_dir('fixtures')); print(dirs.cache_dir())")
+    code = ("import accelctl.snapshot.cache as r, accelctl.sim.fixture.bundled as b; from accelctl import dirs; "
+            "print(r.cache_dir()); print(b.cache_dir('fixtures')); print(dirs.cache_dir())")
     for env, expected in (
         ({"ACCELCTL_CACHE_DIR": str(tmp_path / "a")}, tmp_path / "a"),
         ({"XDG_CACHE_HOME": str(tmp_path / "x")}, tmp_path / "x" / "accelctl"),

@@ -2,33 +2,37 @@
 the directory that stands in for /sys.
 
 The archive may come from anywhere (a customer's machine, an email), so extraction trusts
-nothing: only directories, regular files and relative symlinks; no absolute names, no ``..``,
-no member below a symlink, no link that resolves outside the tree; bounded sizes. Files are
-written by hand rather than with TarFile.extractall so the rules above are the only rules (and
-so a mode-000 file, which records "permission denied" on the source machine, stays 000).
+nothing. It is read twice from one open file: first to check everything without writing a
+byte (sizes, counts, names, member kinds, and where every symlink resolves; see
+accelctl.snapshot.layout and accelctl.snapshot.tarstream), then to write, checking it all again
+(the file may change between the two reads). Files are written by hand with
+``O_EXCL|O_NOFOLLOW`` rather than with TarFile.extractall, so those rules are the only rules (and
+a mode-000 file, which records "permission denied" on the source machine, stays 000). The
+cache is bounded and cleaned (accelctl.snapshot.cache).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
-import shutil
+import stat
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
-from accelctl.dirs import cache_dir
 from accelctl.errors import SnapshotError
-from accelctl.snapshot.archive import META_NAME, TREE_DIR
-
-_COMPLETE = ".accelctl-complete"
-
-MAX_MEMBERS = 2_000_000
-MAX_MEMBER_BYTES = 1024 * 1024
-MAX_TOTAL_BYTES = 1024 * 1024 * 1024
+from accelctl.snapshot import cache
+from accelctl.snapshot.layout import META_NAME, TREE_DIR, LayoutError, LayoutLimits, SnapshotLayout
+from accelctl.snapshot.tarstream import DIR, FILE, LINK, TarLimitError, TarLimits, iter_members, open_decompressed
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+#: Disk a member takes beyond its data (an inode's block; sysfs files are small).
+_BLOCK_BYTES = 4096
+
+Progress = Callable[[str], None]
 
 
 def looks_like_archive(path: str | os.PathLike[str]) -> bool:
@@ -44,35 +48,38 @@ def looks_like_archive(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def snapshot_tree(path: str | os.PathLike[str]) -> Path:
+def snapshot_tree(
+    path: str | os.PathLike[str],
+    *,
+    tar_limits: TarLimits = TarLimits(),
+    layout_limits: LayoutLimits = LayoutLimits(),
+    progress: Progress | None = None,
+) -> Path:
     """The sysfs directory of a snapshot archive (unpacked on first use) or of an unpacked one.
 
+    `progress` is told, in a sentence, when a long unpack starts and ends.
+
     Raises:
-        SnapshotError: the archive is unreadable, corrupt or unsafe.
+        SnapshotError: the archive is unreadable, damaged, truncated, too large or unsafe.
     """
     p = Path(path)
     if p.is_dir():
         return p / TREE_DIR
-    digest = _hash(p)
-    final = cache_dir("snapshots") / digest[:32]
-    if (final / _COMPLETE).exists():
-        return final / TREE_DIR
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=final.parent))
-    try:
-        _extract(p, tmp)
-        (tmp / _COMPLETE).write_text(digest + "\n")
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            # another process unpacked the same archive at the same time: use theirs
-            if not (final / _COMPLETE).exists():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final / TREE_DIR
+    with _open_archive(p) as raw:
+        digest = _hash(raw, p)
+        entry = cache.cache_dir() / digest[:32]
+        if (entry / cache.COMPLETE).is_file() and cache.hold(entry):
+            return entry / TREE_DIR
+        raw.seek(0)
+        layout = _read(raw, p, tar_limits, layout_limits, None)
+        disk = layout.entries * _BLOCK_BYTES + layout.file_bytes
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        cache.prune(keep=entry.name, incoming_bytes=disk)
+        if progress is not None:
+            progress(f"unpacking snapshot {p.name}: {layout.entries} entries (once; cached in {entry.parent})")
+        raw.seek(0)
+        _unpack(raw, p, digest, entry, disk, tar_limits, layout_limits)
+    return entry / TREE_DIR
 
 
 def is_unpacked_snapshot(path: str | os.PathLike[str]) -> bool:
@@ -80,91 +87,191 @@ def is_unpacked_snapshot(path: str | os.PathLike[str]) -> bool:
     return (p / META_NAME).is_file() and (p / TREE_DIR).is_dir()
 
 
-def _hash(path: Path) -> str:
+class _open_archive:
+    """The archive opened once (both reads use this one file); a regular file only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> BinaryIO:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as err:
+            raise SnapshotError(f"cannot read the archive: {err.strerror}", path=self.path) from err
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise SnapshotError("the archive is not a regular file", path=self.path)
+        self.file = os.fdopen(fd, "rb")
+        return self.file
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+
+def _hash(raw: BinaryIO, path: Path) -> str:
     h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        for block in iter(lambda: raw.read(1 << 20), b""):
+            h.update(block)
     except OSError as err:
         raise SnapshotError(f"cannot read the archive: {err.strerror}", path=path) from err
     return h.hexdigest()
 
 
-def _check_name(name: str, links: set[str], path: Path) -> str:
-    if not name or "\x00" in name or name.startswith("/") or "\\" in name:
-        raise SnapshotError(f"unsafe member name {name!r}", path=path)
-    norm = posixpath.normpath(name)
-    parts = norm.split("/")
-    if norm.startswith("..") or ".." in parts or norm == ".":
-        raise SnapshotError(f"member {name!r} escapes the archive", path=path)
-    if parts[0] not in (TREE_DIR, META_NAME):
-        raise SnapshotError(f"unexpected member {name!r} (not an accelctl snapshot?)", path=path)
-    for i in range(1, len(parts)):
-        if "/".join(parts[:i]) in links:
-            raise SnapshotError(f"member {name!r} lies below a symlink", path=path)
-    return norm
+class _HashingReader:
+    """Hashes what the decompressor reads, so the write pass knows it saw the hashed bytes."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.sha = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.sha.update(data)
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        # only ever a rewind to the start (after sniffing the compression): hash from there
+        if (offset, whence) != (0, os.SEEK_SET):
+            raise OSError("the archive reader only rewinds")
+        self.sha = hashlib.sha256()
+        return self.raw.seek(0)
+
+    def digest_to_end(self) -> str:
+        for block in iter(lambda: self.raw.read(1 << 20), b""):
+            self.sha.update(block)
+        return self.sha.hexdigest()
 
 
-def _check_link(name: str, target: str, path: Path) -> None:
-    if not target or target.startswith("/") or "\x00" in target:
-        raise SnapshotError(f"link {name!r} -> {target!r} is absolute or empty", path=path)
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
-    if resolved != TREE_DIR and not resolved.startswith(TREE_DIR + "/"):
-        raise SnapshotError(f"link {name!r} -> {target!r} points outside the tree", path=path)
-
-
-def _extract(archive: Path, dest: Path) -> None:
+def _read(
+    raw: BinaryIO,
+    path: Path,
+    tar_limits: TarLimits,
+    layout_limits: LayoutLimits,
+    writer: _Writer | None,
+) -> SnapshotLayout:
+    """One pass over the archive: every check, and with a writer, every write."""
+    layout = SnapshotLayout(layout_limits)
     try:
-        # stream mode ("r|*"): members are read in order; random access into a gzip stream would
-        # re-decompress from the start for every file (minutes for the 80k-entry scale fixture)
-        tar = tarfile.open(archive, mode="r|*")
-    except (tarfile.TarError, OSError) as err:
-        raise SnapshotError(f"not a readable snapshot archive ({err})", path=archive) from err
-    links: set[str] = set()
-    seen: set[str] = set()
-    total = 0
-    count = 0
-    base = str(dest)
+        stream = open_decompressed(raw)  # type: ignore[arg-type]
+        for m in iter_members(stream, tar_limits):
+            name = layout.add(m)
+            if writer is not None:
+                writer.write(name, m.kind, m.mode, m.data, m.linkname)
+        layout.finish()
+    except (TarLimitError, LayoutError) as err:
+        raise SnapshotError(f"not a usable snapshot archive: {err}", path=path) from err
+    except OSError as err:
+        raise SnapshotError(f"cannot unpack the archive: {err.strerror or err}", path=path) from err
+    return layout
+
+
+class _Writer:
+    """Creates members relative to an open fd of their directory: archives are sorted, so one
+    directory's members come together, and the kernel then walks each (deep) path once per
+    directory instead of once per member."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.made: set[str] = {""}
+        self.dir_name: str | None = None
+        self.dir_fd = -1
+
+    def write(self, name: str, kind: str, mode: int, data: bytes, target: str) -> None:
+        # the layout has checked that no parent is a link or a file, so every path stays inside
+        parent, _, leaf = name.rpartition("/")
+        if kind == DIR:
+            self._makedirs(name)
+            return
+        dfd = self._open_dir(parent)
+        if kind == LINK:
+            os.symlink(target, leaf, dir_fd=dfd)
+        elif kind == FILE:
+            # O_EXCL|O_NOFOLLOW: never write through something already there
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(leaf, flags, 0o600, dir_fd=dfd)
+            try:
+                os.write(fd, data)
+                os.fchmod(fd, mode & 0o777 & ~0o022)
+            finally:
+                os.close(fd)
+
+    def _makedirs(self, name: str) -> None:
+        if name in self.made:
+            return
+        parent = name.rpartition("/")[0]
+        self._makedirs(parent)
+        try:
+            os.mkdir(os.path.join(self.base, name), 0o755)
+        except FileExistsError:
+            pass
+        self.made.add(name)
+
+    def _open_dir(self, name: str) -> int:
+        if name != self.dir_name:
+            self._makedirs(name)
+            self.close()
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            self.dir_fd = os.open(os.path.join(self.base, name), flags)
+            self.dir_name = name
+        return self.dir_fd
+
+    def close(self) -> None:
+        if self.dir_fd >= 0:
+            os.close(self.dir_fd)
+            self.dir_fd = -1
+            self.dir_name = None
+
+
+def _unpack(
+    raw: BinaryIO,
+    path: Path,
+    digest: str,
+    entry: Path,
+    disk: int,
+    tar_limits: TarLimits,
+    layout_limits: LayoutLimits,
+) -> None:
+    """Write the archive into a locked temporary directory and rename it into place."""
+    tmp = Path(tempfile.mkdtemp(prefix=cache.UNPACK_PREFIX, dir=entry.parent))
+    lock = cache.open_lock(tmp, create=True)
+    if lock is None:
+        cache.prune()
+        raise SnapshotError(f"cannot write the snapshot cache in {entry.parent}", path=path)
+    import fcntl
+
+    fcntl.flock(lock, fcntl.LOCK_EX)
     try:
-        with tar:
-            for m in tar:
-                count += 1
-                if count > MAX_MEMBERS:
-                    raise SnapshotError(f"more than {MAX_MEMBERS} members", path=archive)
-                name = _check_name(m.name, links, archive)
-                if name in seen:
-                    raise SnapshotError(f"member {name!r} appears twice", path=archive)
-                seen.add(name)
-                out = os.path.join(base, *name.split("/"))
-                if m.isdir():
-                    os.makedirs(out, mode=0o755, exist_ok=True)
-                elif m.issym():
-                    _check_link(name, m.linkname, archive)
-                    os.makedirs(os.path.dirname(out), exist_ok=True)
-                    os.symlink(m.linkname, out)
-                    links.add(name)
-                elif m.isreg():
-                    if m.size > MAX_MEMBER_BYTES:
-                        raise SnapshotError(f"member {name!r} is {m.size} bytes", path=archive)
-                    total += m.size
-                    if total > MAX_TOTAL_BYTES:
-                        raise SnapshotError("archive unpacks to more than 1 GiB", path=archive)
-                    src = tar.extractfile(m)
-                    data = src.read(MAX_MEMBER_BYTES + 1) if src is not None else b""
-                    os.makedirs(os.path.dirname(out), exist_ok=True)
-                    # O_EXCL|O_NOFOLLOW: never write through something already there
-                    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                    try:
-                        os.write(fd, data)
-                    finally:
-                        os.close(fd)
-                    os.chmod(out, m.mode & 0o777 & ~0o022)
-                else:
-                    raise SnapshotError(
-                        f"member {name!r} is not a file, directory or symlink", path=archive
-                    )
-    except (tarfile.TarError, EOFError, OSError) as err:
-        raise SnapshotError(f"corrupt snapshot archive ({err})", path=archive) from err
-    if TREE_DIR not in seen:
-        raise SnapshotError("no sysfs/ tree in the archive (not an accelctl snapshot?)", path=archive)
+        hashing = _HashingReader(raw)
+        writer = _Writer(str(tmp))
+        try:
+            _read(hashing, path, tar_limits, layout_limits, writer)  # type: ignore[arg-type]
+        finally:
+            writer.close()
+        if hashing.digest_to_end() != digest:
+            raise SnapshotError("the archive changed while it was being read", path=path)
+        cache.write_marker(tmp, digest, disk)
+        try:
+            os.rename(tmp, entry)
+        except OSError:
+            # another process unpacked the same archive at the same time: use theirs
+            if not ((entry / cache.COMPLETE).is_file() and cache.hold(entry)):
+                raise
+            os.close(lock)
+            lock = None
+            _discard(tmp)
+            return
+        cache.keep_held(entry, lock)
+        lock = None
+    except BaseException:
+        _discard(tmp)
+        raise
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _discard(tmp: Path) -> None:
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 
 from accelctl.errors import DeviceVanishedError, SysfsPermissionError, SysfsRootError
@@ -19,6 +20,13 @@ DEFAULT_SYSFS_ROOT = "/sys"
 #: Largest attribute we ever read; config space is at most 4096 bytes.
 MAX_ATTR_BYTES = 4096
 
+#: How every attribute is opened. O_NONBLOCK: sysfs ignores it, and a FIFO or device node
+#: planted in a copied tree then cannot block the scan (a FIFO nobody writes blocks open()).
+ATTR_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+
+#: What a non-regular file in place of an attribute is reported as (it is never read).
+NOT_REGULAR = "not a regular file"
+
 
 class Unreadable(Exception):
     """An attribute exists but reading it failed (EACCES, EIO, EINVAL on a dead device)."""
@@ -28,6 +36,16 @@ class Unreadable(Exception):
         self.errno = err.errno
         #: What the topology records as the fact's "unknown" reason.
         self.reason = "permission denied" if err.errno in (errno.EACCES, errno.EPERM) else err.strerror or str(err)
+
+    @classmethod
+    def not_regular(cls) -> Unreadable:
+        return cls(OSError(errno.EINVAL, NOT_REGULAR))
+
+
+def is_regular(fd: int) -> bool:
+    """Only regular files are attributes (every sysfs attribute is one); anything else in a
+    copied tree (a FIFO, /dev/zero behind a link) is reported, never read."""
+    return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
 def read_bytes(path: str, limit: int = MAX_ATTR_BYTES, *, dir_fd: int | None = None) -> bytes | None:
@@ -43,12 +61,14 @@ def read_bytes(path: str, limit: int = MAX_ATTR_BYTES, *, dir_fd: int | None = N
         Unreadable: the file exists but the read failed (permission, dead device).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+        fd = os.open(path, ATTR_OPEN_FLAGS, dir_fd=dir_fd)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as err:
         raise Unreadable(err) from err
     try:
+        if not is_regular(fd):
+            raise Unreadable.not_regular()
         return os.read(fd, limit)
     except OSError as err:
         raise Unreadable(err) from err
@@ -86,7 +106,14 @@ class SysfsRoot:
         if path is None:
             path = os.environ.get(SYSFS_ROOT_ENV) or DEFAULT_SYSFS_ROOT
         p = Path(path)
-        if not p.exists():
+        try:
+            exists = p.exists()
+        except PermissionError as err:
+            raise SysfsPermissionError(
+                f"cannot reach sysfs root {str(p)!r}: permission denied", path=p,
+                hint="a directory on the way may not be entered by this user; run as root or copy the tree",
+            ) from err
+        if not exists:
             raise SysfsRootError(f"sysfs root {str(p)!r} does not exist", path=p)
         if not p.is_dir():
             raise SysfsRootError(

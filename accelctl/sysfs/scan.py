@@ -8,13 +8,14 @@ all is an error, because nothing downstream can do anything useful with it.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 
 from accelctl.errors import AccelError, SysfsRootError
 from accelctl.pci.bdf import HOST_BRIDGE_NAME, SYSFS_NAME
 from accelctl.sysfs.attrs import parse_slot_address
 from accelctl.sysfs.config import find_capability, find_ext_capability, sriov_vf_ids
-from accelctl.sysfs.root import MAX_ATTR_BYTES, SysfsRoot, Unreadable, read_bytes
+from accelctl.sysfs.root import ATTR_OPEN_FLAGS, MAX_ATTR_BYTES, NOT_REGULAR, SysfsRoot, Unreadable, read_bytes
 
 #: Attributes only sysfs has: read for every function (a missing file is simply absent).
 SYSFS_ONLY_ATTRS = (
@@ -63,7 +64,7 @@ _ALL_ATTRS = SYSFS_ONLY_ATTRS + CONFIG_BACKED_ATTRS + AER_ATTRS + ROOT_PORT_ATTR
 LINK_ATTRS = ("driver", "iommu_group", "physfn")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+_FILE_FLAGS = ATTR_OPEN_FLAGS
 _ROOT_PORT_TYPES = (0x4, 0xA)  # PCIe root port, RC event collector
 _STANDARD_CONFIG_BYTES = 256
 _ALL_ONES_U32 = b"\xff\xff\xff\xff"
@@ -321,6 +322,9 @@ def _read_function(
             ScanWarning("BROKEN_LINK", name, f"{path} does not exist (device removed while reading?); skipped")
         )
         return None
+    except PermissionError:
+        warnings.append(ScanWarning("DEVICE_UNREADABLE", name, f"{path}: permission denied; skipped"))
+        return None
     except OSError as err:
         warnings.append(ScanWarning("DEVICE_VANISHED", name, f"{path}: {err.strerror}; skipped"))
         return None
@@ -384,7 +388,7 @@ def _read_function_at(
             fn.vf_ids = sriov_vf_ids(cfg)
     # os.open/os.read bound to locals and inlined: this loop runs ~6 times per function, tens
     # of thousands of times on a large machine (see read_bytes for why one read() suffices).
-    open_, read, close = os.open, os.read, os.close
+    open_, read, close, fstat, is_reg = os.open, os.read, os.close, os.fstat, stat.S_ISREG
     flags = _FILE_FLAGS
     for attr in _wanted_attrs(cfg, cross_check, pf):
         try:
@@ -395,6 +399,9 @@ def _read_function_at(
             unreadable[attr] = Unreadable(err).reason
             continue
         try:
+            if not is_reg(fstat(fd).st_mode):
+                unreadable[attr] = NOT_REGULAR
+                continue
             data = read(fd, MAX_ATTR_BYTES)
         except OSError as err:
             unreadable[attr] = Unreadable(err).reason
