@@ -272,6 +272,15 @@ class SessionStaleError(DeviceFailedError):
     """The device was reset under this session (another session reset it); reopen it."""
 
 
+class OutputPathError(AccelError):
+    """A file the command was asked to write cannot be written there: it exists (and overwriting
+    was not asked for), is a directory, or the directory refuses it. Nothing was written."""
+
+    def __init__(self, message: str, *, path: str | Path, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = str(path)
+
+
 # --- snapshots and resets (additive: accelctl/snapshot/, accelctl/reset/) ------------------
 
 

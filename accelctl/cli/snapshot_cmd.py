@@ -21,19 +21,10 @@ def snapshot_command(
     """Capture devices, bus/pci, slots, drivers, iommu groups and config space (as far as
     readable) plus the kernel version into one archive. Replay it anywhere with
     'accelctl --sysfs-root OUT <command>'. Never reads device memory, never writes to sysfs."""
-    from accelctl.errors import AccelError
     from accelctl.snapshot import take_snapshot
 
     ctx.obj.json_errors = json
-    if output.exists() and not force:
-        raise AccelError(f"{output} exists", hint="pass --force to overwrite it")
-    if output.is_dir():
-        raise AccelError(f"{output} is a directory", hint="give a file name such as snap.tar.gz")
-    root = ctx.obj.root()
-    try:
-        info = take_snapshot(root, output)
-    except OSError as err:
-        raise AccelError(f"cannot write {output}: {err.strerror}") from err
+    info = take_snapshot(ctx.obj.root(), output, overwrite=force)
     if json:
         out.emit_json(info.to_dict())
         return

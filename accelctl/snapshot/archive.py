@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from accelctl import __version__
+from accelctl.errors import OutputPathError
 from accelctl.snapshot.capture import Capture
 
 SCHEMA_VERSION = 1
@@ -70,8 +71,38 @@ def build_meta(cap: Capture, source: str, created: float) -> dict[str, Any]:
     }
 
 
-def write_snapshot(cap: Capture, out: str, *, source: str) -> SnapshotInfo:
-    """Write the archive atomically (temp file + rename): a crash never leaves half an archive."""
+def check_output(out: str, *, overwrite: bool) -> None:
+    """Raises OutputPathError when `out` cannot take an archive (checked again when it is put in
+    place: this is so that a long capture is not wasted)."""
+    if os.path.isdir(out):
+        raise OutputPathError(f"{out} is a directory", path=out, hint="give a file name such as snap.tar.gz")
+    if os.path.lexists(out) and not overwrite:
+        raise OutputPathError(f"{out} exists", path=out, hint="pass --force to overwrite it")
+    out_dir = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(out_dir):
+        raise OutputPathError(f"cannot write {out}: directory {out_dir} does not exist", path=out)
+
+
+def write_snapshot(cap: Capture, out: str, *, source: str, overwrite: bool = False) -> SnapshotInfo:
+    """Write the archive atomically (temp file, then renamed into place; linked into place when
+    it must not overwrite, so a file that appeared meanwhile is not replaced): a crash never
+    leaves half an archive.
+
+    Raises:
+        OutputPathError: `out` cannot be written (exists and not `overwrite`, or the directory
+            refuses it).
+    """
+    try:
+        return _write(cap, out, source=source, overwrite=overwrite)
+    except FileExistsError as err:
+        raise OutputPathError(f"{out} exists", path=out, hint="pass --force to overwrite it") from err
+    except IsADirectoryError as err:
+        raise OutputPathError(f"{out} is a directory", path=out) from err
+    except OSError as err:
+        raise OutputPathError(f"cannot write {out}: {err.strerror}", path=out) from err
+
+
+def _write(cap: Capture, out: str, *, source: str, overwrite: bool) -> SnapshotInfo:
     import json
 
     created = time.time()
@@ -97,7 +128,11 @@ def write_snapshot(cap: Capture, out: str, *, source: str) -> SnapshotInfo:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an archive is meant to be shared
-        os.replace(tmp, out)
+        if overwrite:
+            os.replace(tmp, out)
+        else:
+            os.link(tmp, out)  # FileExistsError when something took the name during the capture
+            os.unlink(tmp)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -7,13 +7,13 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from accelctl.cli.app import app
+from tests._wait import HANG_GUARD_S, wait_until
 from tests.addressing.specs import sn
 
 runner = CliRunner()
@@ -155,29 +155,43 @@ def test_bad_order_for_machine_is_reported(trees, tmp_path):
 
 _HOLD_LOCK = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from pathlib import Path
     from accelctl.addressing.state import locked
     with locked(Path(sys.argv[1])):
         print("locked", flush=True)
-        time.sleep(float(sys.argv[2]))
+        sys.stdin.read()  # until the test closes our stdin
     """
 )
 
 
+def _blocked_on_a_flock(pid: int) -> bool:
+    """The kernel lists `pid` as waiting for a flock (a "->" line of /proc/locks)."""
+    with open("/proc/locks") as f:
+        return any(line.split()[1] == "->" and line.split()[5] == str(pid) for line in f if "->" in line)
+
+
 def test_assign_waits_for_the_lock(trees, tmp_path):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, str(tmp_path), "1.5"], stdout=subprocess.PIPE, text=True
-    )
+    # no clock: the kernel shows assign blocked on the lock while another process holds it, and
+    # assign finishes once it is let go
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(tmp_path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assign = None
     try:
         assert holder.stdout.readline().strip() == "locked"
-        start = time.monotonic()
-        r = cli(trees["base"], "assign", "--state-dir", str(tmp_path))
-        waited = time.monotonic() - start
+        assign = subprocess.Popen(
+            [sys.executable, "-m", "accelctl", "--sysfs-root", str(trees["base"]), "addr", "assign",
+             "--state-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert wait_until(lambda: _blocked_on_a_flock(assign.pid) or assign.poll() is not None)
+        assert assign.poll() is None, f"assign did not wait for the lock: {assign.communicate()}"
+        holder.stdin.close()
+        out, err = assign.communicate(timeout=HANG_GUARD_S)
+        assert assign.returncode == 0, err
     finally:
+        holder.kill()
         holder.wait(timeout=10)
-    assert r.exit_code == 0, r.output
-    assert waited >= 1.0, f"assign did not wait for the lock ({waited:.2f} s)"
+        if assign is not None and assign.poll() is None:
+            assign.kill()
 
 
 def test_concurrent_assigns_leave_one_whole_map(trees, tmp_path):

@@ -78,6 +78,10 @@ class SimHarness:
     def add_fault(self, bdf: str = BDF, **spec: Any) -> Any:
         return self._control(abi.CtrlCmd.FAULT, {"bdf": bdf, "add": [spec]}, bdf, admin=True)
 
+    def faults(self, bdf: str = BDF) -> list[dict[str, Any]]:
+        """The endpoint's fault specs with how often each matched and fired (spent ones pruned)."""
+        return self._control(abi.CtrlCmd.FAULT, {}, bdf)["faults"]
+
     def clear_faults(self, bdf: str = BDF) -> None:
         self._control(abi.CtrlCmd.FAULT, {"bdf": bdf, "clear": True}, bdf, admin=True)
 

@@ -12,7 +12,6 @@ every test (driver-core.md 5.1):
 from __future__ import annotations
 
 import collections
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +19,8 @@ import pytest
 from accelctl.driver import controller as controller_mod
 from accelctl.driver import dma as dma_mod
 from accelctl.driver import tracker as tracker_mod
+
+from tests._wait import wait_until
 
 from ._sim import SimHarness
 
@@ -118,8 +119,6 @@ def endpoint(sim: SimHarness, ledger: Ledger) -> Iterator[str]:
     sim.clear_faults()
     path = sim.socket_path()
     yield path
-    deadline = time.monotonic() + 2.0
-    while sim.connection_count() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: sim.connection_count() == 0)
     assert sim.connection_count() == 0, f"daemon still holds connections: {sim.introspect()}"
     sim.clear_faults()

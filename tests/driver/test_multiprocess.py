@@ -7,13 +7,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
 from accelctl.driver import commands as cmd
 from accelctl.driver.session import Session
 from accelctl.errors import DeviceRemovedError
+from tests._wait import wait_until
 
 WORKER = textwrap.dedent("""
     import sys, os
@@ -29,6 +29,8 @@ WORKER = textwrap.dedent("""
             dev.execute(cmd.write(base, src))
             dev.execute(cmd.read(base, dst))
             assert dst.view.tobytes() == src.view.tobytes(), f"slot {slot} round {i}: data mismatch"
+            if i == 0:
+                print("io", flush=True)
         src.close(); dst.close()
     print("done", flush=True)
 """)
@@ -45,7 +47,7 @@ def _spawn(path: str, slot: int, rounds: int) -> subprocess.Popen:
 def test_processes_are_isolated_and_a_killed_one_is_reclaimed(sim, endpoint: str) -> None:  # type: ignore[no-untyped-def]
     survivors = [_spawn(endpoint, slot, 400) for slot in (0, 1)]
     victim = _spawn(endpoint, 2, 1_000_000)  # would run for minutes
-    time.sleep(0.3)  # mid-IO
+    assert victim.stdout is not None and victim.stdout.readline().strip() == "io"  # mid-IO
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait(timeout=10)
     for proc in survivors:
@@ -54,10 +56,7 @@ def test_processes_are_isolated_and_a_killed_one_is_reclaimed(sim, endpoint: str
         assert out.strip().endswith("done")
     # The daemon saw the victim's socket close and released its queues and DMA maps; the
     # endpoint fixture then checks that no connection is left at all.
-    deadline = time.monotonic() + 5
-    while sim.connection_count() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert sim.connection_count() == 0
+    assert wait_until(lambda: sim.connection_count() == 0)
 
 
 def test_daemon_killed_mid_io_fails_everything_once(ledger) -> None:  # type: ignore[no-untyped-def]
@@ -68,19 +67,19 @@ def test_daemon_killed_mid_io_fails_everything_once(ledger) -> None:  # type: ig
         with Session(sim.socket_path(), io_timeout_s=10.0) as dev:
             q = dev.queue
             dev.execute(cmd.flush())
-            sim.add_fault(kind="slow", opcode=int(cmd.abi.IoOpcode.FILL), delay_ms=200, count=0)
+            # the device sits on the first command far longer than any test runs: all 20 are in
+            # flight when the daemon dies, however slowly this machine gets there
+            sim.add_fault(kind="slow", opcode=int(cmd.abi.IoOpcode.FILL), delay_ms=600_000, count=0)
             endings: list[str] = []
             reqs = [q.submit(cmd.fill(0, 64, i), callback=lambda r: endings.append(r.completion.source))
                     for i in range(20)]
-            time.sleep(0.1)
             sim.kill()
-            t0 = time.monotonic()
             with pytest.raises(DeviceRemovedError) as info:
                 q.wait(reqs[-1])
-            assert time.monotonic() - t0 < 2.0  # noticed through the socket, not a timeout
             assert "went away" in str(info.value)
-            assert all(r.done for r in reqs) and len(endings) == 20
-            assert endings.count("removed") >= 18
+            # each ended exactly once, as removed, noticed through the socket (no timeout counted)
+            assert all(r.done for r in reqs) and endings == ["removed"] * 20
+            assert dev.controller.counters.timeouts == 0
             with pytest.raises(DeviceRemovedError):
                 dev.execute(cmd.flush())
     finally:

@@ -10,6 +10,7 @@ import pytest
 from accelctl.protocol import abi
 from accelctl.driver import commands as cmd
 from accelctl.driver.session import Session
+from tests._wait import HANG_GUARD_S
 from accelctl.errors import BufferBusyError, CommandError, DeviceNotFoundError, InvalidAddressError
 
 
@@ -107,7 +108,7 @@ def test_submit_with_callback_and_batched_submit(endpoint: str) -> None:
         assert seen == list(range(100))  # queued work went out in FIFO order
         assert all(r.completion.ok for r in reqs)
         single = q.submit(cmd.flush(), callback=lambda r: seen.append(-1))
-        readable, _, _ = select.select([q.fileno()], [], [], 2.0)
+        readable, _, _ = select.select([q.fileno()], [], [], HANG_GUARD_S)
         assert readable  # the CQ eventfd is a usable event source
         q.process_completions()
         assert single.done and seen[-1] == -1

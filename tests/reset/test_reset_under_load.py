@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -51,7 +50,7 @@ with open_endpoint("card0.ep1", sysfs_root=tree, io_timeout_s=5.0) as dev:
                 announced = True
     except AccelError as err:
         errors.add(type(err).__name__)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a hang guard: draining is quick, but CI may be busy
     while q.outstanding and time.monotonic() < deadline:
         try:
             dev.poll(0.05)
@@ -84,7 +83,6 @@ def test_card_reset_under_io_load_loses_and_doubles_nothing(tree, tmp_path):
                 "--json", "--timeout", "5", timeout=90)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["result"]["ok"] is True
-        time.sleep(0.2)
         stop.touch()
         out, err = worker.communicate(timeout=60)
     finally:

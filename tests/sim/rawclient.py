@@ -17,6 +17,7 @@ import socket
 import time
 
 from accelctl.protocol import abi
+from tests._wait import HANG_GUARD_S
 
 
 class CtrlError(OSError):
@@ -183,8 +184,9 @@ class RawClient:
         self.db[abi.cq_doorbell_index(qid)] = q["head"]
         return {"result": r0 | (r1 << 32), "sqhd": sqhd, "sqid": sqid, "cid": cid, "status": status & 0xFFFE}
 
-    def wait_cqe(self, qid: int, timeout: float = 2.0, use_irq: bool = True) -> dict | None:
-        """Next CQE, waiting on the interrupt eventfd (or polling); None on timeout."""
+    def wait_cqe(self, qid: int, timeout: float = HANG_GUARD_S, use_irq: bool = True) -> dict | None:
+        """Next CQE, waiting on the interrupt eventfd (or polling); None on timeout. The default
+        timeout is a hang guard: pass a short one only to show that nothing comes."""
         deadline = time.monotonic() + timeout
         irq = self.irq_fds[self.queues[qid]["vector"]]
         while True:
@@ -208,14 +210,14 @@ class RawClient:
         r, _, _ = select.select([self.irq_fds[self.queues[qid]["vector"]]], [], [], 0)
         return bool(r)
 
-    def admin(self, opcode: int, timeout: float = 2.0, **kw) -> dict:
+    def admin(self, opcode: int, timeout: float = HANG_GUARD_S, **kw) -> dict:
         cid = self.submit(0, opcode, **kw)
         cpl = self.wait_cqe(0, timeout)
         assert cpl is not None, f"admin opcode {opcode:#x} timed out"
         assert cpl["cid"] == cid
         return cpl
 
-    def io(self, qid: int, opcode: int, timeout: float = 2.0, **kw) -> dict:
+    def io(self, qid: int, opcode: int, timeout: float = HANG_GUARD_S, **kw) -> dict:
         cid = self.submit(qid, opcode, **kw)
         cpl = self.wait_cqe(qid, timeout)
         assert cpl is not None, f"io opcode {opcode:#x} timed out"

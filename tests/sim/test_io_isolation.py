@@ -13,6 +13,7 @@ from conftest import BDF_A, MEM
 from rawclient import CtrlError, RawClient
 
 from accelctl.protocol import abi
+from tests._wait import wait_until
 
 
 def _io(c, op, dev, length, iova, **kw):
@@ -170,20 +171,23 @@ def test_cq_flow_control_never_overflows(client):
     for _ in range(40):
         c.submit(1, abi.IoOpcode.FLUSH, ring=False)
     c.ring(1)
-    # 64-entry CQ, host head stays 0 -> at most 63 entries; submit 40 more to exceed
-    import time
 
-    time.sleep(0.05)
+    def ring_heads() -> tuple[int, int]:
+        s = c.introspect()["endpoints"][BDF_A]["sessions"][0]
+        cq = [x for x in s["queues"] if x["kind"] == "cq" and x["qid"] == 1][0]
+        sq = [x for x in s["queues"] if x["kind"] == "sq" and x["qid"] == 1][0]
+        return cq["tail"], sq["head"]
+
+    # the device took the first 40 (so the SQ has room), then: 64-entry CQ, host head stays 0
+    # -> at most 63 entries; submit 30 more to exceed
+    assert wait_until(lambda: ring_heads() == (40, 40)), ring_heads()
     for _ in range(30):
         c.submit(1, abi.IoOpcode.FLUSH, ring=False)
     c.ring(1)
-    time.sleep(0.1)
-    s = c.introspect()["endpoints"][BDF_A]["sessions"][0]
-    cq = [x for x in s["queues"] if x["kind"] == "cq" and x["qid"] == 1][0]
-    sq = [x for x in s["queues"] if x["kind"] == "sq" and x["qid"] == 1][0]
-    assert cq["tail"] == 63 and sq["head"] == 63
-    seen = [c.wait_cqe(1, 1.0) for _ in range(63)]
+    # the device fills the CQ up to one short of the host's head, and stops fetching there
+    assert wait_until(lambda: ring_heads() == (63, 63)), ring_heads()
+    seen = [c.wait_cqe(1) for _ in range(63)]
     assert all(x is not None for x in seen)
-    rest = [c.wait_cqe(1, 1.0) for _ in range(7)]  # the device resumes once the head moves
+    rest = [c.wait_cqe(1) for _ in range(7)]  # the device resumes once the head moves
     assert all(x is not None for x in rest)
     assert [x["cid"] for x in seen + rest] == list(range(64)) + list(range(6))

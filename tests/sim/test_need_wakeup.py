@@ -7,13 +7,12 @@ the kick. A 1.0 client that always kicks keeps working (every other test here is
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from rawclient import RawClient
 
 from accelctl.protocol import abi
 from accelctl.protocol.fence import make_fence
+from tests._wait import wait_until
 
 FENCE = make_fence()
 
@@ -23,13 +22,8 @@ def _flag(c: RawClient, qid: int) -> int:
     return c.db[abi.sq_flags_index(qid)] & abi.SQ_FLAG_NEED_WAKEUP
 
 
-def _wait_flag(c: RawClient, qid: int, want: int, timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _flag(c, qid) == want:
-            return True
-        time.sleep(0.001)
-    return _flag(c, qid) == want
+def _wait_flag(c: RawClient, qid: int, want: int) -> bool:
+    return wait_until(lambda: _flag(c, qid) == want, interval=0.001)
 
 
 def _set_poll_us(c: RawClient, us: int) -> None:
@@ -54,15 +48,16 @@ def test_flag_is_set_while_the_engine_sleeps_and_clear_while_it_spins(sock_a):
         c.create_io_queue(1)
         # Idle: the engine sleeps on its kicks, so both SQs ask for one.
         assert _wait_flag(c, 0, 1) and _wait_flag(c, 1, 1)
-        # A command with a long device poll: the engine is awake (spinning) for a second after it.
-        _set_poll_us(c, 1_000_000)
+        # A command with a long device poll: the engine is awake (spinning) after it for longer
+        # than any pause of this test on a busy machine (until the poll is set back below).
+        _set_poll_us(c, 60_000_000)
         cpl = c.io(1, abi.IoOpcode.FILL, cdw10=0, cdw12=64, cdw13=7)
         assert abi.status_ok(cpl["status"])
         assert _flag(c, 1) == 0 and _flag(c, 0) == 0
         # Skip the kick, as a NEED_WAKEUP client may: the spinning engine still sees the doorbell.
         c.submit(1, abi.IoOpcode.FILL, cdw10=64, cdw12=64, cdw13=8, ring=False)
         c.db[abi.sq_doorbell_index(1)] = c.queues[1]["tail"]
-        cpl = c.wait_cqe(1, timeout=2.0, use_irq=False)
+        cpl = c.wait_cqe(1, use_irq=False)
         assert cpl is not None and abi.status_ok(cpl["status"])
         # Back to a short poll: once idle, the engine sets the flags again before it sleeps.
         _set_poll_us(c, 0)

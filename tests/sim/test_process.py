@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 from rawclient import RawClient
 
 from accelctl.protocol import abi
 from accelctl.sim import service
+from tests._wait import wait_until
 
 fixture_mod = pytest.importorskip("accelctl.sim.fixture")
 
@@ -54,10 +54,7 @@ def test_process_lifecycle_and_daemon_killed_mid_io(root):
             assert c.wait_cqe(1) is not None
         c.submit(1, abi.IoOpcode.WRITE, dptr=iova, cdw12=65536)
         os.kill(st.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while service.status(root).running and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert not service.status(root).running  # the flock died with it
+        assert wait_until(lambda: not service.status(root).running)  # the flock died with it
         assert c.sock.recv(10) == b""  # EOF: the client's signal that the device is gone
     # a new daemon starts over the stale socket files
     st2 = service.start_process(root, _served(root))

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,11 @@ from rawclient import CtrlError, RawClient
 
 from accelctl.protocol import abi
 from accelctl.sim.device.quota import MAX_CONNECTIONS_PER_PEER
+from tests._wait import wait_until
 
 
 def _sessions(daemon):
     return daemon.introspect()["endpoints"][BDF_A]["sessions"]
-
-
-def _wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def _open_fds():
@@ -53,26 +44,29 @@ def test_close_releases_everything(daemon, sock_a):
     (s,) = _sessions(daemon)
     assert s["queues"] and s["dma_maps"] and s["kicks"] and s["irqs"] and s["notifier"] and s["engine_alive"]
     c.close()
-    assert _wait_for(lambda: _sessions(daemon) == [])
+    assert wait_until(lambda: _sessions(daemon) == [])
     # every fd the session held (memfd maps are mmaps, eventfds, doorbell memfd, socket) is gone;
     # the notifier eventfd we created in _busy_client leaked on OUR side only: it was sent, not kept.
-    assert _wait_for(lambda: _open_fds() <= baseline + 1)
+    assert wait_until(lambda: _open_fds() <= baseline + 1)
     threads = [t for t in __import__("threading").enumerate() if t.name.startswith("accelsim-engine")]
     assert threads == []
 
 
 CHILD = r"""
 import os, sys, time
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {repo!r}]
 from rawclient import RawClient
 from accelctl.protocol import abi
 c = RawClient({path!r})
 c.enable(); c.create_io_queue(1)
 buf, iova = c.alloc(1 << 20)
 print("ready", flush=True)
+c.submit(1, abi.IoOpcode.WRITE, dptr=iova, cdw12=65536)
+c.wait_cqe(1)
+print("io", flush=True)
 while True:  # IO until killed
     c.submit(1, abi.IoOpcode.WRITE, dptr=iova, cdw12=65536)
-    c.wait_cqe(1, 1.0)
+    c.wait_cqe(1)
 """
 
 
@@ -82,18 +76,19 @@ def test_sigkill_of_client_process_releases_its_session_only(daemon, sock_a):
         survivor.create_io_queue(1)
         buf, iova = survivor.alloc(4096)
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD.format(tests=str(Path(__file__).parent), path=sock_a)],
+            [sys.executable, "-c", CHILD.format(tests=str(Path(__file__).parent),
+                                                repo=str(Path(__file__).parents[2]), path=sock_a)],
             stdout=subprocess.PIPE, text=True,
         )
         try:
             assert child.stdout.readline().strip() == "ready"
             assert len(_sessions(daemon)) == 2
-            time.sleep(0.1)  # mid-IO
+            assert child.stdout.readline().strip() == "io"  # mid-IO
             child.send_signal(signal.SIGKILL)
             child.wait(5)
         finally:
             child.kill()
-        assert _wait_for(lambda: len(_sessions(daemon)) == 1)
+        assert wait_until(lambda: len(_sessions(daemon)) == 1)
         (s,) = _sessions(daemon)
         assert s["pid"] == os.getpid()
         for _ in range(100):
@@ -163,8 +158,8 @@ def test_malformed_messages_drop_only_that_connection(daemon, sock_a, case):
         finally:
             s.close()
         # the daemon closed every fd that came with the bad message
-        assert _wait_for(lambda: _open_fds() <= baseline)
-        assert _wait_for(lambda: len(_sessions(daemon)) == 1)
+        assert wait_until(lambda: _open_fds() <= baseline)
+        assert wait_until(lambda: len(_sessions(daemon)) == 1)
         assert abi.status_ok(good.io(1, abi.IoOpcode.FLUSH)["status"])
 
 
@@ -183,7 +178,7 @@ def test_semantic_errors_reply_and_close_fds(daemon, sock_a):
             c.request(abi.CtrlCmd.SET_IRQS, abi.CTRL_FD_RANGE.pack(63, 2), kicks)
         for fd in kicks + [memfd]:
             os.close(fd)
-        assert _wait_for(lambda: _open_fds() <= baseline)
+        assert wait_until(lambda: _open_fds() <= baseline)
         assert c.json(abi.CtrlCmd.GET_INFO)["bdf"] == BDF_A
 
 
@@ -195,10 +190,10 @@ def test_connection_flood_is_bounded(daemon, sock_a):
             s.connect(sock_a)
             socks.append(s)
         # one process gets its per-peer share; the rest are closed at accept
-        assert _wait_for(lambda: len(_sessions(daemon)) == MAX_CONNECTIONS_PER_PEER)
+        assert wait_until(lambda: len(_sessions(daemon)) == MAX_CONNECTIONS_PER_PEER)
     finally:
         for s in socks:
             s.close()
-    assert _wait_for(lambda: len(_sessions(daemon)) == 0)
+    assert wait_until(lambda: len(_sessions(daemon)) == 0)
     with RawClient(sock_a) as c:
         assert c.json(abi.CtrlCmd.GET_INFO)["bdf"] == BDF_A

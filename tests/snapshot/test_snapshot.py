@@ -70,6 +70,34 @@ def test_refuses_to_overwrite_without_force(tmp_path):
     assert tarfile.is_tarfile(out)
 
 
+def test_the_library_refuses_an_existing_output_too(tmp_path):
+    # the check lives below the CLI: a program calling take_snapshot gets the same protection
+    from accelctl.errors import OutputPathError
+
+    root = SysfsRoot(_tiny_tree(tmp_path))
+    out = tmp_path / "x.tar.gz"
+    out.write_text("precious")
+    with pytest.raises(OutputPathError, match="exists"):
+        take_snapshot(root, out)
+    assert out.read_text() == "precious"
+    assert take_snapshot(root, out, overwrite=True).entries > 0 and tarfile.is_tarfile(out)
+    with pytest.raises(OutputPathError, match="is a directory"):
+        take_snapshot(root, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sys", "x.tar.gz"]  # no temp file left
+
+
+@pytest.mark.parametrize(("where", "says"), [
+    ("{tmp}", "is a directory"),
+    ("{tmp}/no/such/dir/x.tar.gz", "does not exist"),
+])
+def test_an_unusable_output_path_is_a_clear_error(tmp_path, where, says):
+    root = _tiny_tree(tmp_path)
+    r = run("--sysfs-root", root, "snapshot", where.format(tmp=tmp_path), "--json")
+    assert r.returncode == 1, r.stderr
+    err = json.loads(r.stderr)["error"]
+    assert err["type"] == "OutputPathError" and says in err["message"] and r.stdout == ""
+
+
 def test_second_replay_uses_the_cache(tmp_path):
     root = _tiny_tree(tmp_path)
     out = tmp_path / "c.tar.gz"
