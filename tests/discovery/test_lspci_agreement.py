@@ -15,9 +15,15 @@ from tests.discovery import lspci_oracle
 pytestmark = requires_lspci
 
 
-def disagreements(tree: Path, topo=None, *, skip: tuple[str, ...] = ()) -> list[str]:  # type: ignore[no-untyped-def]
+def disagreements(tree: Path, topo=None, *, skip: tuple[str, ...] = (),  # type: ignore[no-untyped-def]
+                  unknowable: tuple[str, ...] = ()) -> list[str]:
     """Every fact on which lspci and accelctl differ, as readable lines (empty = agreement).
-    `skip` names facts not to compare (e.g. "driver" on a tree whose driver links dangle)."""
+    `skip` names facts not to compare (e.g. "driver" on a tree whose driver links dangle).
+
+    `topo` may be accelctl's reading of another tree than `tree`: a degraded twin of it (the same
+    spec built for an old kernel, read as non-root, or partly listed), judged by lspci on the full
+    tree. `unknowable` then names the facts the twin does not carry: accelctl must say None for
+    them (unknown), never a value."""
     topo = topo or build_topology(tree, names=False)
     seen = lspci_oracle.parse(tree)
     out: list[str] = []
@@ -30,7 +36,10 @@ def disagreements(tree: Path, topo=None, *, skip: tuple[str, ...] = ()) -> list[
             continue
 
         def check(what: str, theirs: object, ours: object) -> None:
-            if theirs != ours and what not in skip:
+            if what in unknowable:
+                if ours is not None:
+                    out.append(f"{bdf} {what}: not in this tree, yet accelctl says {ours!r}")
+            elif theirs != ours and what not in skip:
                 out.append(f"{bdf} {what}: lspci {theirs!r}, accelctl {ours!r}")
 
         ours_parent = fn.parent if fn.parent in topo.functions else None
@@ -60,6 +69,14 @@ def disagreements(tree: Path, topo=None, *, skip: tuple[str, ...] = ()) -> list[
         check("driver", dev.driver, fn.driver)
         if dev.phys_slot is not None:
             check("physical slot", dev.phys_slot, fn.slot)
+        ours_bars = {b.index: b for b in fn.bars if b.size}
+        for index, (start, size, is64, prefetch) in sorted(dev.bars.items()):
+            bar = ours_bars.get(index)
+            check(f"BAR{index}", (start, size, is64, prefetch),
+                  None if bar is None else (bar.start, bar.size, bar.is_64bit, bar.prefetchable))
+        for name, (start, end) in sorted(dev.windows.items()):
+            window = fn.windows.get(name)
+            check(name, (start, end), None if not window or not window[1] else (window[0], window[0] + window[1] - 1))
     return out
 
 
