@@ -16,14 +16,16 @@ pytestmark = requires_lspci
 
 
 def disagreements(tree: Path, topo=None, *, skip: tuple[str, ...] = (),  # type: ignore[no-untyped-def]
-                  unknowable: tuple[str, ...] = ()) -> list[str]:
+                  unknowable: tuple[str, ...] = (), known_gaps: dict[str, tuple[str, ...]] | None = None) -> list[str]:
     """Every fact on which lspci and accelctl differ, as readable lines (empty = agreement).
     `skip` names facts not to compare (e.g. "driver" on a tree whose driver links dangle).
 
     `topo` may be accelctl's reading of another tree than `tree`: a degraded twin of it (the same
     spec built for an old kernel, read as non-root, or partly listed), judged by lspci on the full
     tree. `unknowable` then names the facts the twin does not carry: accelctl must say None for
-    them (unknown), never a value."""
+    them (unknown), never a value. `known_gaps` maps a port kind (as lspci names it) to facts
+    accelctl is known to leave unknown on such functions although the tree has them; each gap has
+    a strict xfail test of its own, so it is fixed rather than forgotten."""
     topo = topo or build_topology(tree, names=False)
     seen = lspci_oracle.parse(tree)
     out: list[str] = []
@@ -35,7 +37,11 @@ def disagreements(tree: Path, topo=None, *, skip: tuple[str, ...] = (),  # type:
         if fn is None:
             continue
 
+        gaps = (known_gaps or {}).get(dev.port_kind or "", ())
+
         def check(what: str, theirs: object, ours: object) -> None:
+            if what in gaps and ours is None:
+                return
             if what in unknowable:
                 if ours is not None:
                     out.append(f"{bdf} {what}: not in this tree, yet accelctl says {ours!r}")
@@ -72,8 +78,10 @@ def disagreements(tree: Path, topo=None, *, skip: tuple[str, ...] = (),  # type:
         ours_bars = {b.index: b for b in fn.bars if b.size}
         for index, (start, size, is64, prefetch) in sorted(dev.bars.items()):
             bar = ours_bars.get(index)
-            check(f"BAR{index}", (start, size, is64, prefetch),
-                  None if bar is None else (bar.start, bar.size, bar.is_64bit, bar.prefetchable))
+            check(f"BAR{index}", (start, size, is64), None if bar is None else (bar.start, bar.size, bar.is_64bit))
+            # its own fact: lspci reads it from the `resource` flags at today's bit, so it is
+            # wrong on kernels from before 2012 (test_kernel_eras.py)
+            check("BAR prefetchable", (index, prefetch), (index, None if bar is None else bar.prefetchable))
         for name, (start, end) in sorted(dev.windows.items()):
             window = fn.windows.get(name)
             check(name, (start, end), None if not window or not window[1] else (window[0], window[0] + window[1] - 1))
