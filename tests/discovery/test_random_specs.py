@@ -28,6 +28,7 @@ from accelctl.topology import build_topology
 from tests.conftest import requires_lspci
 from tests.discovery import lspci_oracle
 from tests.discovery.test_lspci_agreement import disagreements
+from tests.discovery.twins import full_twin_text, unknowable
 
 pytestmark = requires_lspci
 
@@ -121,44 +122,18 @@ def specs(draw):
     return "\n".join(lines) + "\n", dialect, access, expected
 
 
-def _full_twin(text: str) -> str:
-    """The same machine on today's kernel, read by root, every function listed."""
-    out = []
-    for line in text.splitlines():
-        if line.startswith("unlisted ="):
-            continue
-        if line.startswith("dialect ="):
-            line = 'dialect = "modern"'
-        elif line.startswith("config_access ="):
-            line = 'config_access = "root"'
-        out.append(line)
-    return "\n".join(out) + "\n"
-
-
-def _unknowable(dialect: str, access: str) -> tuple[str, ...]:
-    """Facts the drawn tree does not carry at all."""
-    out: list[str] = []
-    if access == "user":  # the capability chain is past the 64 readable bytes
-        out += ["serial", "ACS control"]
-        if dialect == "pre-2012":  # ... and that kernel had no link files
-            out += ["link capability", "link status"]
-    if dialect == "pre-2012":  # IOMMU groups reached sysfs in 3.5
-        out.append("IOMMU group")
-    return tuple(out)
-
-
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(specs())
 def test_random_specs_agree_with_lspci(tmp_path_factory, spec):
     text, dialect, access, expected = spec
     d = tmp_path_factory.mktemp("rand")
     (d / "spec.toml").write_text(text)
-    (d / "full.toml").write_text(_full_twin(text))
+    (d / "full.toml").write_text(full_twin_text(text))
     tree = build_fixture(d / "spec.toml", d / "tree")
     full = build_fixture(d / "full.toml", d / "full")
     topo = build_topology(tree, names=False)
     gaps = {"pci_bridge": ("link capability", "link status")} if access == "user" else {}  # see below
-    assert disagreements(full, topo, unknowable=_unknowable(dialect, access), known_gaps=gaps) == [], text
+    assert disagreements(full, topo, unknowable=unknowable(dialect, access), known_gaps=gaps) == [], text
     # what bus/pci/devices leaves out is read from the hierarchy, with a warning naming each
     unlisted = set(lspci_oracle.parse(full)) - set(lspci_oracle.parse(tree))
     assert {w.subject for w in topo.warnings if w.code == "UNLISTED_FUNCTION"} == unlisted, text
@@ -193,7 +168,7 @@ id = "1a03:2000"
 class = 0x030000
 """
     (tmp_path / "spec.toml").write_text(text)
-    (tmp_path / "full.toml").write_text(_full_twin(text))
+    (tmp_path / "full.toml").write_text(full_twin_text(text))
     tree = build_fixture(tmp_path / "spec.toml", tmp_path / "tree")
     full = build_fixture(tmp_path / "full.toml", tmp_path / "full")
     assert lspci_oracle.parse(full)["0000:01:00.0"].lnksta == (5.0, 1)  # the judge sees the link
