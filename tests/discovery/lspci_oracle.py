@@ -44,7 +44,17 @@ class LspciDevice:
     iommu_group: int | None = None
     phys_slot: str | None = None
     driver: str | None = None
+    #: memory BARs with an address: index -> (start, size, is_64bit, prefetchable)
+    bars: dict[int, tuple[int, int, bool, bool]] = field(default_factory=dict)
+    #: bridge windows with a range: "mem_window" / "pref_window" -> (start, end) inclusive
+    windows: dict[str, tuple[int, int]] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
+
+
+_REGION = re.compile(r"Region (\d): Memory at ([0-9a-f]+) \((32|64)-bit, (non-)?prefetchable\)"
+                     r".*\[size=(\d+)([KMGT]?)\]")
+_WINDOW = re.compile(r"(Prefetchable memory|Memory) behind bridge: ([0-9a-f]+)-([0-9a-f]+)")
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def run_lspci(tree: Path, *flags: str) -> str:
@@ -109,6 +119,12 @@ def parse(tree: Path) -> dict[str, LspciDevice]:
             current.iommu_group = int(s.split(":")[1])
         elif s.startswith("Physical Slot:"):
             current.phys_slot = s.split(":", 1)[1].strip()
+        elif s.startswith("Region ") and (m := _REGION.match(s)):
+            index, start, bits, non, size, unit = m.groups()
+            current.bars[int(index)] = (int(start, 16), int(size) * _UNITS[unit], bits == "64", non is None)
+        elif m := _WINDOW.match(s):
+            name = "pref_window" if m.group(1).startswith("Prefetchable") else "mem_window"
+            current.windows[name] = (int(m.group(2), 16), int(m.group(3), 16))
         elif s.startswith("Kernel driver in use:"):
             current.driver = s.split(":", 1)[1].strip()
     return devices
