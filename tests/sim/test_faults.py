@@ -6,7 +6,7 @@ import errno
 
 import pytest
 from conftest import BDF_A
-from rawclient import CtrlError, RawClient
+from rawclient import CtrlError, RawClient, admin_json
 
 from accelctl.protocol import abi
 from tests._wait import HANG_GUARD_S, wait_until
@@ -97,7 +97,7 @@ def test_slow_device(c):
         _write(c)
         assert c.wait_cqe(1) is not None
     # each command was held back (the fault fired for all three) and still completed
-    (slow,) = c.json(abi.CtrlCmd.FAULT, {})["faults"]
+    (slow,) = admin_json(c.path, abi.CtrlCmd.FAULT, {})["faults"]
     assert (slow["kind"], slow["matched"], slow["fired"]) == ("slow", 3, 3)
 
 
