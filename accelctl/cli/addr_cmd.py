@@ -60,7 +60,10 @@ def show(
     from accelctl.addressing.report import address_report
 
     ctx.obj.json_errors = json
-    report = address_report(ctx.obj.topology(), order=order.value, state_directory=_state_dir(state_dir_opt))
+    machine = ctx.obj.machine()
+    report = address_report(
+        machine.topology(), order=order.value, state_directory=_state_dir(state_dir_opt), machine=machine.source
+    )
     if json:
         out.emit_json(report.to_dict())
         return
@@ -93,10 +96,9 @@ def assign(
     from accelctl.addressing.state import save_map
 
     ctx.obj.json_errors = json
-    topo = ctx.obj.topology()
-    amap = compute_addresses(topo, order.value)
-    root = str(topo.root.path) if topo.root else None
-    path = save_map(_state_dir(state_dir_opt), amap, sysfs_root=root, force=force)
+    machine = ctx.obj.machine()
+    amap = compute_addresses(machine.topology(), order.value)
+    path = save_map(_state_dir(state_dir_opt), amap, machine=machine.source, force=force)
     if json:
         out.emit_json({"schema_version": 1, "path": str(path), **amap.to_dict()})
         return
@@ -113,8 +115,9 @@ def diff(
     from accelctl.addressing.report import diff_with_persisted
 
     ctx.obj.json_errors = json
+    machine = ctx.obj.machine()
     persisted, current, differences = diff_with_persisted(
-        ctx.obj.topology(), state_directory=_state_dir(state_dir_opt)
+        machine.topology(), state_directory=_state_dir(state_dir_opt), machine=machine.source
     )
     if json:
         out.emit_json(
