@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from accelctl.addressing.addresses import ADDRESS_SCHEMA_VERSION, AddressMap, AddressOrder, compute_addresses
+from accelctl.addressing.addresses import AddressMap, AddressOrder, compute_addresses
 from accelctl.addressing.diff import Difference, diff_maps
 from accelctl.addressing.state import PersistedMap, load_map, map_path
 from accelctl.addressing.visible import VisibleSet, restrict, visible_set_from_env
@@ -34,7 +34,6 @@ class AddressReport:
     def to_dict(self) -> dict[str, Any]:
         shown = restrict(self.current, self.visible)
         return {
-            "schema_version": ADDRESS_SCHEMA_VERSION,
             "order": self.current.order.value,
             "visible": self.visible.to_dict() if self.visible else None,
             "endpoints": [e.to_dict() for e in shown.endpoints],

@@ -100,7 +100,7 @@ def assign(
     amap = compute_addresses(machine.topology(), order.value)
     path = save_map(_state_dir(state_dir_opt), amap, machine=machine.source, force=force)
     if json:
-        out.emit_json({"schema_version": 1, "path": str(path), **amap.to_dict()})
+        out.emit_json({"path": str(path), **amap.to_dict()})
         return
     out.err_console().print(f"wrote {len(amap.endpoints)} endpoints on {len(amap.cards)} cards to {out.esc(path)}")
 
@@ -122,7 +122,6 @@ def diff(
     if json:
         out.emit_json(
             {
-                "schema_version": 1,
                 "path": str(persisted.path),
                 "order": current.order.value,
                 "same": not differences,

@@ -13,7 +13,6 @@ from accelctl.cli._options import JsonOpt
 app = typer.Typer(help="Admin commands to one endpoint: identify, log pages, features.", no_args_is_help=True)
 
 DeviceArg = Annotated[str, typer.Argument(help="The endpoint: BDF, cardN.epM, global id or serial.")]
-SCHEMA_VERSION = 1
 
 
 class LogName(str, enum.Enum):
@@ -24,7 +23,7 @@ class LogName(str, enum.Enum):
 
 def _emit(document: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        out.emit_json({"schema_version": SCHEMA_VERSION, **document})
+        out.emit_json(document)
         return
     _print_mapping(document)
 

@@ -39,5 +39,5 @@ def list_command(
         return
     out.console().print(device_table(topo, listing))
     out.console().print(
-        f"{len(listing.cards)} cards, {sum(len(c.endpoints) for c in listing.cards)} endpoints"
+        f"{out.count(len(listing.cards), 'card')}, {out.count(sum(len(c.endpoints) for c in listing.cards), 'endpoint')}"
     )
