@@ -15,26 +15,28 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-#: Width when stdout is not a terminal and $COLUMNS is unset: wide enough that tables piped to a
-#: file or pager are never truncated (rich would assume 80).
-PIPE_WIDTH = 250
+#: Width when stdout is not a terminal, whatever $COLUMNS says: piped text is never wrapped or
+#: cut (docs/output.md; rich would take $COLUMNS, or assume 80).
+PIPE_WIDTH = 1 << 20
+
+
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except ValueError:  # closed
+        return False
 
 
 @cache
 def console() -> Console:
-    import os
-
-    from rich.console import Console
-
-    width = None
-    if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
-        width = PIPE_WIDTH
+    width = None if stdout_is_terminal() else PIPE_WIDTH
     return _console_class()(highlight=False, soft_wrap=False, width=width)
 
 
 @cache
 def err_console() -> Console:
-    return _console_class()(stderr=True, highlight=False)
+    # Messages are sentences with paths in them: the terminal wraps them, rich does not break them.
+    return _console_class()(stderr=True, highlight=False, soft_wrap=True)
 
 
 @cache

@@ -9,6 +9,7 @@ import typer
 
 from accelctl.cli import _output as out
 from accelctl.cli._errors import ExitCode
+from accelctl.cli._layout import Column
 from accelctl.cli._options import JsonOpt
 
 if TYPE_CHECKING:
@@ -64,7 +65,9 @@ def _render(report: Report) -> None:
     console = out.console()
     accel = report.checked.get("accelerator_endpoints", 0)
     if report.findings:
-        console.print(findings_table(report))
+        from accelctl.cli._layout import terminal_width
+
+        console.print(findings_table(report, terminal_width()))
     for n in report.not_checked:
         sample = ", ".join(n.subjects[:3]) + (", ..." if len(n.subjects) > 3 else "")
         console.print(f"[dim]not checked[/] {n.code} on {len(n.subjects)} ({out.esc(sample)}): {out.esc(n.reason)}")
@@ -80,15 +83,19 @@ def _render(report: Report) -> None:
     )
 
 
-def findings_table(report: Report) -> Table:
-    from rich.markup import escape
-    from rich.table import Table
+#: SEVERITY, CODE and SUBJECT are identifiers, never cut; the message wraps at spaces.
+FINDING_COLUMNS = (Column("SEVERITY"), Column("CODE"), Column("SUBJECT"),
+                   Column("MESSAGE / HINT", identifier=False))
 
-    table = Table(box=None, header_style="bold", pad_edge=False, show_lines=False)
-    for col in ("SEVERITY", "CODE", "SUBJECT", "MESSAGE / HINT"):
-        table.add_column(col, no_wrap=col in ("SEVERITY", "CODE", "SUBJECT"))
+
+def findings_table(report: Report, width: int | None = None) -> Table:
+    from rich.markup import escape
+
+    from accelctl.cli._layout import fit_table
+
+    rows = []
     for f in report.findings:
         sev = f.severity.value
         text = escape(f.message) + (f"\n[dim]hint: {escape(f.hint)}[/]" if f.hint else "")
-        table.add_row(f"[{_STYLE[sev]}]{sev}[/]", f.code, escape(f.subject), text)
-    return table
+        rows.append([f"[{_STYLE[sev]}]{sev}[/]", f.code, escape(f.subject), text])
+    return fit_table(FINDING_COLUMNS, rows, width).table
