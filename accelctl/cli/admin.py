@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
+from accelctl.cli import _complete
 from accelctl.cli import _output as out
-from accelctl.cli._options import JsonOpt
+from accelctl.cli._options import DeviceArg, JsonOpt
 
 app = typer.Typer(help="Admin commands to one endpoint: identify, log pages, features.", no_args_is_help=True)
 
-DeviceArg = Annotated[str, typer.Argument(help="The endpoint: BDF, cardN.epM, global id or serial.")]
 
 
 class LogName(str, enum.Enum):
@@ -90,7 +90,8 @@ def _parse_feature(text: str) -> int:
 def get_feature(
     ctx: typer.Context,
     device: DeviceArg,
-    feature: Annotated[str, typer.Argument(help="Feature name (e.g. keep-alive-timer) or number.")],
+    feature: Annotated[str, typer.Argument(help="Feature name (e.g. keep-alive-timer) or number.",
+                                           autocompletion=_complete.feature_names)],
     json: JsonOpt = False,
 ) -> None:
     """Read one feature."""
@@ -104,7 +105,8 @@ def get_feature(
 def set_feature(
     ctx: typer.Context,
     device: DeviceArg,
-    feature: Annotated[str, typer.Argument(help="Feature name or number.")],
+    feature: Annotated[str, typer.Argument(help="Feature name (e.g. keep-alive-timer) or number.",
+                                           autocompletion=_complete.feature_names)],
     value: Annotated[str, typer.Argument(help="New value (decimal or 0x hex).")],
     json: JsonOpt = False,
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from accelctl import __version__
+from accelctl.cli import _complete
 from accelctl.cli._context import AppContext
 from accelctl.cli._group import AccelGroup
 
@@ -46,6 +47,7 @@ def main_callback(
             "--fixture",
             envvar="ACCELCTL_FIXTURE",
             help="Use a bundled fixture (see 'accelctl fixture list'), built on demand.",
+            autocompletion=_complete.fixture_names,
         ),
     ] = None,
     accel_id: Annotated[

@@ -10,11 +10,10 @@ import typer
 
 from accelctl.cli import _output as out
 from accelctl.cli._errors import ExitCode
-from accelctl.cli._options import JsonOpt
+from accelctl.cli._options import DeviceArg, JsonOpt
 
 app = typer.Typer(help="IO commands on one endpoint's device memory.", no_args_is_help=True)
 
-DeviceArg = Annotated[str, typer.Argument(help="The endpoint: BDF, cardN.epM, global id or serial.")]
 AddressOpt = Annotated[str, typer.Option("--address", "-a", help="Device memory byte offset (0x hex ok).")]
 InputOpt = Annotated[
     Optional[Path], typer.Option("--input", "-i", help="Read data from this file (default: stdin).")
