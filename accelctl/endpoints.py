@@ -99,14 +99,25 @@ async def open_endpoint_async(device: str, **options: Any) -> AsyncSession:
     return AsyncSession(open_endpoint(device, **options), asyncio.get_running_loop())
 
 
+def _device(machine: Machine, bdf: str) -> dict[str, Any]:
+    """The endpoint an operation acted on, in the JSON vocabulary (docs/json-schema.md):
+    ``bdf``, and ``name`` (``cardN.epM``, null when it is on no card)."""
+    return {"bdf": bdf, "name": machine.topology().endpoint_names().get(bdf)}
+
+
+def _address(dev_addr: int) -> str:
+    """A device memory address as every JSON document writes one: ``0x`` and lowercase hex."""
+    return f"0x{dev_addr:x}"
+
+
 def identify(machine: Machine, device: str) -> dict[str, Any]:
     with open_endpoint(device, machine=machine) as dev:
-        return {"device": dev.bdf, "controller": dev.identify(), "endpoint": dev.identify_endpoint()}
+        return {**_device(machine, dev.bdf), "controller": dev.identify(), "endpoint": dev.identify_endpoint()}
 
 
 def read_log(machine: Machine, device: str, page: str) -> dict[str, Any]:
     with open_endpoint(device, machine=machine) as dev:
-        return {"device": dev.bdf, "log": page, "content": dev.log_page(page)}
+        return {**_device(machine, dev.bdf), "log": page, "content": dev.log_page(page)}
 
 
 def _feature_value(fid: int, value: int) -> Any:
@@ -122,13 +133,13 @@ def features(machine: Machine, device: str) -> dict[str, Any]:
         for f in abi.Feature:
             raw = dev.get_feature(f)
             values[_feature_name(f)] = {"id": f"{int(f):02x}", "raw": raw, "value": _feature_value(f, raw)}
-        return {"device": dev.bdf, "features": values}
+        return {**_device(machine, dev.bdf), "features": values}
 
 
 def get_feature(machine: Machine, device: str, feature: int) -> dict[str, Any]:
     with open_endpoint(device, machine=machine) as dev:
         raw = dev.get_feature(feature)
-        return {"device": dev.bdf, "feature": _feature_name(feature), "id": f"{feature:02x}", "raw": raw,
+        return {**_device(machine, dev.bdf), "feature": _feature_name(feature), "id": f"{feature:02x}", "raw": raw,
                 "value": _feature_value(feature, raw)}
 
 
@@ -137,14 +148,14 @@ def set_feature(machine: Machine, device: str, feature: int, value: int) -> dict
         previous = dev.get_feature(feature)
         dev.set_feature(feature, value)
         now = dev.get_feature(feature)
-        return {"device": dev.bdf, "feature": _feature_name(feature), "id": f"{feature:02x}",
+        return {**_device(machine, dev.bdf), "feature": _feature_name(feature), "id": f"{feature:02x}",
                 "previous": previous, "raw": now, "value": _feature_value(feature, now)}
 
 
 def write_data(machine: Machine, device: str, dev_addr: int, data: bytes) -> dict[str, Any]:
     with open_endpoint(device, machine=machine) as dev:
         n = dev.write_memory(dev_addr, data)
-        return {"device": dev.bdf, "address": f"{dev_addr:x}", "bytes": n}
+        return {**_device(machine, dev.bdf), "address": _address(dev_addr), "bytes": n}
 
 
 def read_data(machine: Machine, device: str, dev_addr: int, length: int) -> bytes:
@@ -157,11 +168,11 @@ def fill(machine: Machine, device: str, dev_addr: int, length: int, pattern: int
 
     with open_endpoint(device, machine=machine) as dev:
         dev.execute(fill_command(dev_addr, length, pattern))
-        return {"device": dev.bdf, "address": f"{dev_addr:x}", "bytes": length, "pattern": f"{pattern & 0xFFFFFFFF:08x}"}
+        return {**_device(machine, dev.bdf), "address": _address(dev_addr), "bytes": length, "pattern": f"{pattern & 0xFFFFFFFF:08x}"}
 
 
 def compare(machine: Machine, device: str, dev_addr: int, data: bytes) -> dict[str, Any]:
     with open_endpoint(device, machine=machine) as dev:
         diff = dev.compare_memory(dev_addr, data)
-        return {"device": dev.bdf, "address": f"{dev_addr:x}", "bytes": len(data), "equal": diff is None,
+        return {**_device(machine, dev.bdf), "address": _address(dev_addr), "bytes": len(data), "equal": diff is None,
                 "first_difference": None if diff is None else diff}

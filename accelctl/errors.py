@@ -106,6 +106,17 @@ class StateFileError(InputFileError):
     """A persisted state file (address map) is corrupt, foreign or of an unknown version."""
 
 
+class ForeignMapError(StateFileError):
+    """The address map found describes another machine (a fixture's map where the live
+    machine's belongs, a copy from another host): refused, never compared or merged."""
+
+    def __init__(self, *, path: str | Path, written_for: str, machine: str, hint: str | None = None) -> None:
+        self.written_for = written_for
+        self.machine = machine
+        super().__init__(f"this address map describes another machine ({written_for}), not {machine}",
+                         path=path, hint=hint)
+
+
 # --- naming devices ------------------------------------------------------------------------
 
 

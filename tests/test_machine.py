@@ -49,7 +49,7 @@ def test_a_visible_set_holds_for_a_full_bdf_on_the_driver_path(env):
     assert b"not visible" in by_bdf.stderr
     allowed = run(env, "--fixture", "two-socket", "admin", "identify", "0000:05:00.0", "--json")
     assert allowed.returncode == 0, allowed.stderr
-    assert json.loads(allowed.stdout)["device"] == "0000:05:00.0"
+    assert json.loads(allowed.stdout)["bdf"] == "0000:05:00.0"
 
 
 def test_an_accel_id_makes_a_device_the_simulator_serves(env):

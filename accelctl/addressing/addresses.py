@@ -25,9 +25,6 @@ from accelctl.topology.model import card_name, endpoint_name, hex_id
 if TYPE_CHECKING:
     from accelctl.topology import Card, Topology
 
-#: Version of the ``addr show`` JSON document (docs/addressing.md).
-ADDRESS_SCHEMA_VERSION = 1
-
 
 class AddressOrder(str, enum.Enum):
     POSITION = "position"

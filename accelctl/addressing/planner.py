@@ -26,7 +26,6 @@ from accelctl.topology.walk import depth_first
 if TYPE_CHECKING:
     from accelctl.topology import PciFunction, Topology
 
-PLAN_SCHEMA_VERSION = 1
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -249,7 +248,6 @@ class PlanResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema_version": PLAN_SCHEMA_VERSION,
             "fits": self.fits,
             "above_4g": self.apertures.above_4g,
             "issues": [i.to_dict() for i in self.issues],

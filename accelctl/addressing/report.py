@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from accelctl.addressing.addresses import ADDRESS_SCHEMA_VERSION, AddressMap, AddressOrder, compute_addresses
+from accelctl.addressing.addresses import AddressMap, AddressOrder, compute_addresses
 from accelctl.addressing.diff import Difference, diff_maps
-from accelctl.addressing.state import MAP_FILE, PersistedMap, load_map
+from accelctl.addressing.state import PersistedMap, load_map, map_path
 from accelctl.addressing.visible import VisibleSet, restrict, visible_set_from_env
-from accelctl.errors import AccelError, StateFileError
+from accelctl.errors import AccelError, ForeignMapError, StateFileError
 
 if TYPE_CHECKING:
+    from accelctl.platform.roots import MachineSource
     from accelctl.topology import Topology
 
 
@@ -23,7 +24,7 @@ class AddressReport:
     current: AddressMap
     visible: VisibleSet | None
     state_path: Path
-    #: absent | ok | unreadable (corrupt, foreign, newer, no permission)
+    #: absent | ok | foreign (another machine's map) | unreadable (corrupt, not ours, newer, no permission)
     state_status: str
     state_error: str | None
     persisted: PersistedMap | None
@@ -33,7 +34,6 @@ class AddressReport:
     def to_dict(self) -> dict[str, Any]:
         shown = restrict(self.current, self.visible)
         return {
-            "schema_version": ADDRESS_SCHEMA_VERSION,
             "order": self.current.order.value,
             "visible": self.visible.to_dict() if self.visible else None,
             "endpoints": [e.to_dict() for e in shown.endpoints],
@@ -49,11 +49,12 @@ def address_report(
     *,
     order: AddressOrder | str = AddressOrder.POSITION,
     state_directory: Path,
+    machine: MachineSource,
     env: Mapping[str, str] | None = None,
 ) -> AddressReport:
     """The map now (restricted to ACCELCTL_VISIBLE_DEVICES when set), and the persisted map
-    with its differences when one exists. A persisted map that cannot be read does not stop the
-    report: its error is reported in ``state``.
+    of `machine` with its differences when one exists. A persisted map that cannot be read (or
+    is another machine's) does not stop the report: its error is reported in ``state``.
 
     Raises:
         AddressOrderError: the order needs slots/serials some cards lack.
@@ -61,9 +62,11 @@ def address_report(
     """
     current = compute_addresses(topo, order)
     visible = visible_set_from_env(topo, compute_addresses(topo), env=env)
-    path = state_directory / MAP_FILE
+    path = map_path(state_directory, machine)
     try:
-        persisted = load_map(state_directory)
+        persisted = load_map(state_directory, machine)
+    except ForeignMapError as err:
+        return AddressReport(current, visible, path, "foreign", str(err), None, None)
     except AccelError as err:
         return AddressReport(current, visible, path, "unreadable", str(err), None, None)
     if persisted is None:
@@ -72,19 +75,25 @@ def address_report(
 
 
 def diff_with_persisted(
-    topo: Topology, *, state_directory: Path, order: AddressOrder | str | None = None
+    topo: Topology,
+    *,
+    state_directory: Path,
+    machine: MachineSource,
+    order: AddressOrder | str | None = None,
 ) -> tuple[PersistedMap, AddressMap, list[Difference]]:
-    """Compare the machine now with the persisted map, in the order the map was assigned with
+    """Compare `machine` now with its persisted map, in the order the map was assigned with
     (unless `order` is given).
 
     Raises:
+        ForeignMapError: the map there describes another machine.
         StateFileError: no persisted map, or it cannot be read.
     """
-    persisted = load_map(state_directory)
+    persisted = load_map(state_directory, machine)
     if persisted is None:
         raise StateFileError(
-            "no persisted address map", path=state_directory / MAP_FILE,
-            hint="run 'accelctl addr assign' first (or point --state-dir at the right directory)",
+            f"no persisted address map for {machine.describe()}", path=map_path(state_directory, machine),
+            hint="run 'accelctl addr assign' first (with the same --fixture/--sysfs-root; "
+            "or point --state-dir at the right directory)",
         )
     current = compute_addresses(topo, order or persisted.addresses.order)
     return persisted, current, diff_maps(persisted.addresses, current)

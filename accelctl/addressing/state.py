@@ -1,7 +1,11 @@
-"""The persisted address map: ``<state dir>/address-map.json``, versioned, written atomically
-under a file lock.
+"""The persisted address map, one per machine, versioned, written atomically under a file lock.
 
 * State dir: ``--state-dir``, else ``$ACCELCTL_STATE_DIR``, else ``/var/lib/accelctl``.
+* One map per machine (``MachineSource.key``): the live machine's is ``<state dir>/address-map.json``;
+  every other machine's (each fixture, snapshot, directory) is
+  ``<state dir>/machines/<key>/address-map.json``. Trying a fixture never touches the live map.
+* A map records the machine it describes; a map of another machine is refused with
+  ForeignMapError, never compared or merged (``force=True`` replaces it).
 * Writes take an exclusive ``fcntl.flock`` on ``address-map.lock`` (a separate file, so the
   rename that replaces the map never swaps the lock out from under a waiting process), write a
   temporary file in the same directory, fsync it, rename it over the map and fsync the directory:
@@ -19,22 +23,37 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from accelctl.addressing.addresses import AddressMap, AddressOrder, CardAddress, EndpointAddress
 from accelctl import dirs
-from accelctl.errors import StateFileError, SysfsPermissionError
+from accelctl.errors import ForeignMapError, StateFileError, SysfsPermissionError
+
+if TYPE_CHECKING:
+    from accelctl.platform.roots import MachineSource
 
 MAP_FILE = "address-map.json"
 LOCK_FILE = "address-map.lock"
 #: Identifies our files among whatever else lives in a state directory.
 MAP_FORMAT = "accelctl-address-map"
-MAP_FORMAT_VERSION = 1
+#: 2 added ``machine``; version 1 maps are still read (their machine inferred from sysfs_root).
+MAP_FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
+MACHINES_DIR = "machines"
 
 
 def state_dir(option: str | os.PathLike[str] | None = None) -> Path:
     """The state directory: the option, else $ACCELCTL_STATE_DIR, else /var/lib/accelctl (accelctl.dirs)."""
     return dirs.state_dir(option)
+
+
+def machine_directory(base: Path, machine: MachineSource) -> Path:
+    """Where `machine`'s state lives under the state directory `base`."""
+    return base if machine.key == "live" else base / MACHINES_DIR / machine.key
+
+
+def map_path(base: Path, machine: MachineSource) -> Path:
+    return machine_directory(base, machine) / MAP_FILE
 
 
 @dataclass(slots=True)
@@ -45,33 +64,38 @@ class PersistedMap:
     addresses: AddressMap
     written_at: str | None
     sysfs_root: str | None
+    #: the machine's key (``MachineSource.key``) it was written for
+    machine_key: str
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
             "written_at": self.written_at,
             "sysfs_root": self.sysfs_root,
+            "machine_key": self.machine_key,
             **self.addresses.to_dict(),
         }
 
 
-def map_to_document(addresses: AddressMap, *, sysfs_root: str | None, written_at: str) -> dict[str, Any]:
+def map_to_document(addresses: AddressMap, *, machine: MachineSource, written_at: str) -> dict[str, Any]:
     return {
         "format": MAP_FORMAT,
         "format_version": MAP_FORMAT_VERSION,
         "written_at": written_at,
-        "sysfs_root": sysfs_root,
+        "machine": {"kind": machine.kind.value, "name": machine.name, "key": machine.key},
+        "sysfs_root": machine.path,
         **addresses.to_dict(),
     }
 
 
-def load_map(directory: Path) -> PersistedMap | None:
-    """The persisted map in `directory`, or None when there is none.
+def load_map(base: Path, machine: MachineSource) -> PersistedMap | None:
+    """`machine`'s persisted map under the state directory `base`, or None when there is none.
 
     Raises:
-        StateFileError: the file is unreadable, corrupt, foreign or of an unknown version.
+        ForeignMapError: the file there describes another machine.
+        StateFileError: the file is unreadable, corrupt, not ours or of an unknown version.
     """
-    path = directory / MAP_FILE
+    path = map_path(base, machine)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -80,7 +104,14 @@ def load_map(directory: Path) -> PersistedMap | None:
         raise SysfsPermissionError(f"cannot read {path}: permission denied", path=path) from err
     except (OSError, UnicodeDecodeError) as err:
         raise StateFileError(f"cannot read the address map: {err}", path=path) from err
-    return parse_map(text, path)
+    persisted = parse_map(text, path)
+    if persisted.machine_key != machine.key:
+        raise ForeignMapError(
+            path=path, written_for=persisted.machine_key, machine=machine.describe(),
+            hint="point --state-dir at this machine's state, or replace the map with "
+            "'accelctl addr assign --force'",
+        )
+    return persisted
 
 
 def parse_map(text: str, path: Path) -> PersistedMap:
@@ -95,9 +126,10 @@ def parse_map(text: str, path: Path) -> PersistedMap:
             f"not an accelctl address map (expected \"format\": \"{MAP_FORMAT}\")", path=path, hint=hint
         )
     version = doc.get("format_version")
-    if version != MAP_FORMAT_VERSION:
+    if version not in READABLE_FORMAT_VERSIONS:
         raise StateFileError(
-            f"address map format_version {version!r} is not one this accelctl reads ({MAP_FORMAT_VERSION})",
+            f"address map format_version {version!r} is not one this accelctl reads "
+            f"({', '.join(map(str, READABLE_FORMAT_VERSIONS))})",
             path=path,
             key="format_version",
             hint="a newer accelctl wrote it; upgrade, or replace it with 'accelctl addr assign --force'",
@@ -106,9 +138,24 @@ def parse_map(text: str, path: Path) -> PersistedMap:
         order = AddressOrder(doc["order"])
         cards = [_card(c) for c in doc["cards"]]
         endpoints = [_endpoint(e) for e in doc["endpoints"]]
+        key = _machine_key(doc)
     except (KeyError, TypeError, ValueError) as err:
         raise StateFileError(f"corrupt address map: bad or missing field {err}", path=path, hint=hint) from err
-    return PersistedMap(path, AddressMap(order, cards, endpoints), doc.get("written_at"), doc.get("sysfs_root"))
+    return PersistedMap(
+        path, AddressMap(order, cards, endpoints), doc.get("written_at"), doc.get("sysfs_root"), key
+    )
+
+
+def _machine_key(doc: dict[str, Any]) -> str:
+    """The machine a map describes. Version 1 did not say: one read from /sys was the live
+    machine's; any other tree's cannot be told apart, so it matches no machine."""
+    if doc["format_version"] >= 2:
+        key = doc["machine"]["key"]
+        if not isinstance(key, str):
+            raise TypeError("machine.key")
+        return key
+    root = doc.get("sysfs_root")
+    return "live" if root in (None, "/sys") else f"unknown (version 1 map of {root})"
 
 
 def _card(d: dict[str, Any]) -> CardAddress:
@@ -160,22 +207,22 @@ def locked(directory: Path) -> Iterator[None]:
         os.close(fd)  # closing drops the flock
 
 
-def save_map(
-    directory: Path, addresses: AddressMap, *, sysfs_root: str | None, force: bool = False
-) -> Path:
-    """Persist `addresses` atomically under the lock; returns the map's path.
+def save_map(base: Path, addresses: AddressMap, *, machine: MachineSource, force: bool = False) -> Path:
+    """Persist `machine`'s `addresses` atomically under the lock; returns the map's path.
 
     Raises:
-        StateFileError: an existing map is corrupt or foreign and `force` is False.
+        ForeignMapError: the map there describes another machine and `force` is False.
+        StateFileError: an existing map is corrupt or not ours and `force` is False.
     """
     import datetime
 
+    directory = machine_directory(base, machine)
     path = directory / MAP_FILE
     with locked(directory):
         if not force:
-            load_map(directory)  # refuses to overwrite what it cannot read
+            load_map(base, machine)  # refuses to overwrite what it cannot read
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        text = json.dumps(map_to_document(addresses, sysfs_root=sysfs_root, written_at=now), indent=2) + "\n"
+        text = json.dumps(map_to_document(addresses, machine=machine, written_at=now), indent=2) + "\n"
         _atomic_write(path, text)
     return path
 

@@ -35,7 +35,6 @@ from accelctl.errors import DeviceNotFoundError, DriverError
 if TYPE_CHECKING:
     from accelctl.machine import Machine
 
-SCHEMA_VERSION = 1
 TARGETS = {
     "throughput_vs_ioctl_ratio_min": 4.0,
     "dma_64mib_vs_memcpy_ratio_min": 0.6,
@@ -326,7 +325,6 @@ def _run(socket_path: str, bdf: str, seconds: float, latency_iterations: int, dm
                                   and throughput["failed"] == 0},
     }
     return {
-        "schema_version": SCHEMA_VERSION,
         "device": bdf,
         "daemon": "separate process",
         "cpus": os.cpu_count(),

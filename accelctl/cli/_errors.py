@@ -10,9 +10,6 @@ import enum
 import json
 import sys
 
-import typer
-from typer.core import TyperGroup
-
 from accelctl import errors as E
 
 
@@ -34,6 +31,8 @@ class ExitCode(enum.IntEnum):
     VERIFY_FAILED = 7
     #: an action was refused before anything was touched (in use, not confirmed)
     REFUSED = 8
+    #: a check found nothing to check (`diag` on a machine without accelerators), unless accepted
+    NOTHING_TO_CHECK = 9
     #: a bug in accelctl: an unexpected exception
     INTERNAL = 70
     INTERRUPTED = 130
@@ -65,55 +64,31 @@ def exit_code_for(err: BaseException) -> ExitCode:
     return ExitCode.INTERNAL
 
 
-def report_error(err: BaseException, code: ExitCode, *, as_json: bool) -> None:
+#: Version of the error object written to stderr under --json.
+ERROR_SCHEMA_VERSION = 1
+
+
+def report_error(err: BaseException, code: ExitCode, *, as_json: bool, message: str | None = None) -> None:
     """Write the error to stderr: one JSON object in --json mode, a sentence (and hint) otherwise."""
+    hint: str | None
     if code is ExitCode.INTERNAL:
         message = f"internal error: {type(err).__name__}: {err}"
-        hint: str | None = "this is a bug in accelctl; re-run with --debug for a traceback"
+        hint = "this is a bug in accelctl; re-run with --debug for a traceback"
     else:
-        message = str(err)
+        message = str(err) if message is None else message
         hint = getattr(err, "hint", None)
     if as_json:
-        payload = {"error": {"type": type(err).__name__, "message": message, "exit_code": int(code)}}
+        error: dict[str, object] = {"type": type(err).__name__, "message": message, "exit_code": int(code)}
         if hint:
-            payload["error"]["hint"] = hint
-        sys.stderr.write(json.dumps(payload) + "\n")
+            error["hint"] = hint
+        sys.stderr.write(json.dumps({"schema_version": ERROR_SCHEMA_VERSION, "error": error}) + "\n")
         return
     sys.stderr.write(f"accelctl: error: {message}\n")
     if hint:
         sys.stderr.write(f"hint: {hint}\n")
 
 
-class AccelGroup(TyperGroup):
-    """The root command group: every command runs inside this invoke, so errors map here."""
-
-    def invoke(self, ctx):  # type: ignore[no-untyped-def]
-        try:
-            return super().invoke(ctx)
-        except (typer.Exit, typer.Abort):
-            raise
-        except BrokenPipeError:
-            import os
-
-            # Point stdout at /dev/null so the interpreter's final flush does not fail again.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            raise typer.Exit(ExitCode.BROKEN_PIPE) from None
-        except KeyboardInterrupt:
-            sys.stderr.write("accelctl: interrupted\n")
-            raise typer.Exit(ExitCode.INTERRUPTED) from None
-        except Exception as err:  # noqa: BLE001 - this is the single choke point by design
-            state = ctx.obj
-            if getattr(state, "debug", False):
-                raise
-            if _is_usage_error(err):
-                raise
-            code = exit_code_for(err)
-            report_error(err, code, as_json=bool(getattr(state, "json_errors", False)))
-            raise typer.Exit(int(code)) from None
-
-
-def _is_usage_error(err: BaseException) -> bool:
+def is_usage_error(err: BaseException) -> bool:
     # typer's own usage errors (bad option, missing argument) keep typer's rendering and exit 2.
     # BadParameter is public; its base UsageError is reached through the MRO by name so we never
     # import click or typer's private click copy.

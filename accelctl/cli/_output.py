@@ -15,28 +15,41 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-#: Width when stdout is not a terminal and $COLUMNS is unset: wide enough that tables piped to a
-#: file or pager are never truncated (rich would assume 80).
-PIPE_WIDTH = 250
+#: Width when stdout is not a terminal, whatever $COLUMNS says: piped text is never wrapped or
+#: cut (docs/output.md; rich would take $COLUMNS, or assume 80).
+PIPE_WIDTH = 1 << 20
+
+
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except ValueError:  # closed
+        return False
 
 
 @cache
 def console() -> Console:
-    import os
-
-    from rich.console import Console
-
-    width = None
-    if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
-        width = PIPE_WIDTH
-    return Console(highlight=False, soft_wrap=False, width=width)
+    width = None if stdout_is_terminal() else PIPE_WIDTH
+    return _console_class()(highlight=False, soft_wrap=False, width=width)
 
 
 @cache
 def err_console() -> Console:
+    # Messages are sentences with paths in them: the terminal wraps them, rich does not break them.
+    return _console_class()(stderr=True, highlight=False, soft_wrap=True)
+
+
+@cache
+def _console_class() -> type[Console]:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    class AccelConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # rich would exit 1 here; a closed stdout has one exit path (_group: 141, quiet)
+            self.quiet = True
+            raise BrokenPipeError
+
+    return AccelConsole
 
 
 def esc(value: object) -> str:
@@ -49,11 +62,64 @@ def esc(value: object) -> str:
     return escape(str(value))
 
 
+#: The version of each command's JSON document (docs/json-schema.md lists them; a test keeps the
+#: two in step). Looked up by command path, then by its first word. Bump a command's version when
+#: one of its fields changes meaning or goes away; adding a field keeps the version.
+SCHEMA_VERSIONS: dict[str, int] = {
+    "list": 1,
+    "topology": 1,
+    "topology matrix": 2,  # 2: p2p is true/false/null, with p2p_route and p2p_reason
+    "diag": 2,  # 2: scan_warnings -> warnings; verdict "nothing_to_check"
+    "addr": 1,
+    "admin": 2,  # 2: device -> bdf (+ name)
+    "io": 2,  # 2: device -> bdf (+ name); address "100" -> "0x100"
+    "reset": 2,  # 2: affected[].card "card1" -> 1, address -> name
+    "snapshot": 1,
+    "sim": 1,
+    "fixture": 1,
+    "bench": 1,
+}
+
+_invocation: dict[str, Any] = {"command": "", "json": False}
+
+
+def begin_invocation(*, wants_json: bool) -> None:
+    """Start of one command line: forget the previous one's (tests run many in one process)."""
+    _invocation.update(command="", json=wants_json)
+
+
+def set_command(path: str) -> None:
+    """The command words of this invocation (``addr show``), for the envelope."""
+    _invocation["command"] = path
+
+
+def json_requested() -> bool:
+    """Whether this command line asked for JSON (so errors, usage errors too, are JSON)."""
+    return bool(_invocation["json"])
+
+
+def schema_version(command: str, default: int = 1) -> int:
+    """`command`'s document version; `default` for a command not (yet) in the table."""
+    if command in SCHEMA_VERSIONS:
+        return SCHEMA_VERSIONS[command]
+    return SCHEMA_VERSIONS.get(command.split(" ", 1)[0], default)
+
+
 def emit_json(document: dict[str, Any]) -> None:
-    """Write exactly one JSON document to stdout: indented for a person at a terminal, compact
-    for pipes (json's C encoder only runs without indent: 5x faster on a 2,000-device machine)."""
+    """Write exactly one JSON document to stdout, in the envelope every command shares:
+    ``schema_version`` first (this command's, from SCHEMA_VERSIONS), then the document.
+    Indented for a person at a terminal, compact for pipes (json's C encoder only runs without
+    indent: 5x faster on a 2,000-device machine)."""
+    body = {k: v for k, v in document.items() if k != "schema_version"}
+    version = schema_version(_invocation["command"], default=document.get("schema_version", 1))
+    envelope = {"schema_version": version, **body}
     indent = 2 if sys.stdout.isatty() else None
-    sys.stdout.write(json.dumps(document, indent=indent) + "\n")
+    sys.stdout.write(json.dumps(envelope, indent=indent) + "\n")
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 card``, ``2 cards``, ``0 cards``: a number and its noun, agreeing."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
 
 
 def emit_text(text: str) -> None:

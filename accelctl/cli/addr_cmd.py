@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from accelctl.cli import _output as out
+from accelctl.cli._layout import Column, Layout
 from accelctl.cli._options import JsonOpt
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from accelctl.addressing.diff import Difference
 
 app = typer.Typer(help="Stable logical addresses (cardN.epM, global ids), the persisted map, the planner.")
@@ -60,7 +59,10 @@ def show(
     from accelctl.addressing.report import address_report
 
     ctx.obj.json_errors = json
-    report = address_report(ctx.obj.topology(), order=order.value, state_directory=_state_dir(state_dir_opt))
+    machine = ctx.obj.machine()
+    report = address_report(
+        machine.topology(), order=order.value, state_directory=_state_dir(state_dir_opt), machine=machine.source
+    )
     if json:
         out.emit_json(report.to_dict())
         return
@@ -72,7 +74,13 @@ def show(
     if not doc["endpoints"]:
         out.err_console().print("no accelerator endpoints")
         return
-    out.console().print(_address_table(doc["endpoints"], doc["cards"]))
+    from accelctl.cli._layout import terminal_width
+
+    width = terminal_width()
+    layout = _address_table(doc["endpoints"], doc["cards"], width)
+    out.console().print(layout.table)
+    if width is not None and layout.notice(width):
+        out.err_console().print(out.esc(layout.notice(width)))
     if report.differences:
         out.console().print(f"\npersisted map {out.esc(report.state_path)} differs:")
         out.console().print(_differences_text(report.differences))
@@ -93,12 +101,11 @@ def assign(
     from accelctl.addressing.state import save_map
 
     ctx.obj.json_errors = json
-    topo = ctx.obj.topology()
-    amap = compute_addresses(topo, order.value)
-    root = str(topo.root.path) if topo.root else None
-    path = save_map(_state_dir(state_dir_opt), amap, sysfs_root=root, force=force)
+    machine = ctx.obj.machine()
+    amap = compute_addresses(machine.topology(), order.value)
+    path = save_map(_state_dir(state_dir_opt), amap, machine=machine.source, force=force)
     if json:
-        out.emit_json({"schema_version": 1, "path": str(path), **amap.to_dict()})
+        out.emit_json({"path": str(path), **amap.to_dict()})
         return
     out.err_console().print(f"wrote {len(amap.endpoints)} endpoints on {len(amap.cards)} cards to {out.esc(path)}")
 
@@ -113,13 +120,13 @@ def diff(
     from accelctl.addressing.report import diff_with_persisted
 
     ctx.obj.json_errors = json
+    machine = ctx.obj.machine()
     persisted, current, differences = diff_with_persisted(
-        ctx.obj.topology(), state_directory=_state_dir(state_dir_opt)
+        machine.topology(), state_directory=_state_dir(state_dir_opt), machine=machine.source
     )
     if json:
         out.emit_json(
             {
-                "schema_version": 1,
                 "path": str(persisted.path),
                 "order": current.order.value,
                 "same": not differences,
@@ -137,19 +144,21 @@ def diff(
 # --- rendering for people -------------------------------------------------------------------
 
 
-def _address_table(endpoints: list[dict[str, Any]], cards: list[dict[str, Any]]) -> Table:
-    from rich.table import Table
+#: GID, NAME and BDF are always shown; POSITION, then SERIAL, then SLOT give way at a terminal.
+ADDRESS_COLUMNS = (Column("GID", justify="right"), Column("NAME"), Column("BDF"), Column("SLOT", keep=2),
+                   Column("SERIAL", keep=1), Column("POSITION", keep=0))
+
+
+def _address_table(endpoints: list[dict[str, Any]], cards: list[dict[str, Any]], width: int | None) -> Layout:
+    from accelctl.cli._layout import fit_table
 
     slot_of = {c["card"]: c["slot"] for c in cards}
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("GID", "NAME", "BDF", "SLOT", "SERIAL", "POSITION"):
-        table.add_column(col, no_wrap=col in ("GID", "NAME", "BDF"))
-    for e in endpoints:
-        table.add_row(
-            str(e["global_id"]), out.esc(e["name"]), out.esc(e["bdf"]), out.esc(slot_of.get(e["card"]) or "-"),
-            out.esc(e["serial"] or "-"), out.esc(e["position"]),
-        )
-    return table
+    rows = [
+        [str(e["global_id"]), out.esc(e["name"]), out.esc(e["bdf"]), out.esc(slot_of.get(e["card"]) or "-"),
+         out.esc(e["serial"] or "-"), out.esc(e["position"])]
+        for e in endpoints
+    ]
+    return fit_table(ADDRESS_COLUMNS, rows, width)
 
 
 def _differences_text(differences: list[Difference]) -> str:

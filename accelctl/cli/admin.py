@@ -7,13 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
+from accelctl.cli import _complete
 from accelctl.cli import _output as out
-from accelctl.cli._options import JsonOpt
+from accelctl.cli._options import DeviceArg, JsonOpt
 
 app = typer.Typer(help="Admin commands to one endpoint: identify, log pages, features.", no_args_is_help=True)
 
-DeviceArg = Annotated[str, typer.Argument(help="The endpoint: BDF, cardN.epM, global id or serial.")]
-SCHEMA_VERSION = 1
 
 
 class LogName(str, enum.Enum):
@@ -24,7 +23,7 @@ class LogName(str, enum.Enum):
 
 def _emit(document: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        out.emit_json({"schema_version": SCHEMA_VERSION, **document})
+        out.emit_json(document)
         return
     _print_mapping(document)
 
@@ -91,7 +90,8 @@ def _parse_feature(text: str) -> int:
 def get_feature(
     ctx: typer.Context,
     device: DeviceArg,
-    feature: Annotated[str, typer.Argument(help="Feature name (e.g. keep-alive-timer) or number.")],
+    feature: Annotated[str, typer.Argument(help="Feature name (e.g. keep-alive-timer) or number.",
+                                           autocompletion=_complete.feature_names)],
     json: JsonOpt = False,
 ) -> None:
     """Read one feature."""
@@ -105,7 +105,8 @@ def get_feature(
 def set_feature(
     ctx: typer.Context,
     device: DeviceArg,
-    feature: Annotated[str, typer.Argument(help="Feature name or number.")],
+    feature: Annotated[str, typer.Argument(help="Feature name (e.g. keep-alive-timer) or number.",
+                                           autocompletion=_complete.feature_names)],
     value: Annotated[str, typer.Argument(help="New value (decimal or 0x hex).")],
     json: JsonOpt = False,
 ) -> None:

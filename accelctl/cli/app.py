@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from accelctl import __version__
+from accelctl.cli import _complete
 from accelctl.cli._context import AppContext
-from accelctl.cli._errors import AccelGroup
+from accelctl.cli._group import AccelGroup
 
 _app = typer.Typer(
     cls=AccelGroup,
@@ -46,6 +47,7 @@ def main_callback(
             "--fixture",
             envvar="ACCELCTL_FIXTURE",
             help="Use a bundled fixture (see 'accelctl fixture list'), built on demand.",
+            autocompletion=_complete.fixture_names,
         ),
     ] = None,
     accel_id: Annotated[
@@ -64,8 +66,35 @@ def main_callback(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
+    sysfs_root, fixture = _choose_tree(ctx, sysfs_root, fixture)
     ctx.obj = AppContext(
         sysfs_root=sysfs_root, fixture=fixture, accel_ids=list(accel_id or []), debug=debug
+    )
+
+
+def _choose_tree(
+    ctx: typer.Context, sysfs_root: Optional[Path], fixture: Optional[str]
+) -> tuple[Optional[Path], Optional[str]]:
+    """--fixture or --sysfs-root. A flag beats an environment variable (as in gh and kubectl):
+    `ACCELCTL_FIXTURE=x accelctl --sysfs-root DIR` reads DIR. Only two flags, or two variables
+    and no flag, contradict each other (usage error, exit 2)."""
+    def from_flag(name: str) -> bool:
+        return getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
+
+    if sysfs_root is None or fixture is None:
+        return sysfs_root, fixture
+    root_flag, fixture_flag = from_flag("sysfs_root"), from_flag("fixture")
+    if root_flag and not fixture_flag:
+        return sysfs_root, None
+    if fixture_flag and not root_flag:
+        return None, fixture
+    if root_flag:
+        raise typer.BadParameter(
+            "give either --fixture or --sysfs-root, not both", param_hint="'--fixture' / '--sysfs-root'"
+        )
+    raise typer.BadParameter(
+        "both $ACCELCTL_SYSFS_ROOT and $ACCELCTL_FIXTURE are set: unset one, or choose with "
+        "--sysfs-root or --fixture", param_hint="'--fixture' / '--sysfs-root'",
     )
 
 

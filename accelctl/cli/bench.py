@@ -7,6 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from accelctl.cli import _complete
 from accelctl.cli import _output as out
 from accelctl.cli._options import JsonOpt
 
@@ -16,7 +17,8 @@ app = typer.Typer(help="Measure the driver core against a simulated endpoint.")
 @app.callback(invoke_without_command=True)
 def bench(
     ctx: typer.Context,
-    device: Annotated[Optional[str], typer.Argument(help="Endpoint (default: the first of the tree).")] = None,
+    device: Annotated[Optional[str], typer.Argument(help="Endpoint (default: the first of the tree).",
+                                                    autocompletion=_complete.device_names)] = None,
     seconds: Annotated[float, typer.Option("--seconds", help="Duration of each throughput run.")] = 1.0,
     iterations: Annotated[int, typer.Option("--iterations", help="Latency samples per mode.")] = 5000,
     json: JsonOpt = False,

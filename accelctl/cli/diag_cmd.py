@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from accelctl.cli import _output as out
+from accelctl.cli._errors import ExitCode
+from accelctl.cli._layout import Column
 from accelctl.cli._options import JsonOpt
 
 if TYPE_CHECKING:
@@ -33,10 +35,16 @@ def diag_command(
             "and bridge windows (default).",
         ),
     ] = 3,
+    allow_empty: Annotated[
+        bool,
+        typer.Option("--allow-empty", help="Exit 0 when the machine has no accelerator to check (default: exit 9)."),
+    ] = False,
 ) -> None:
     """Check the accelerators: missing cards/endpoints, bad links, AER, ACS, bus numbers, BARs.
 
-    Exit code 0 when no finding is an error, 1 when one is (docs/findings.md lists the codes).
+    Exit code 0 when no finding is an error, 1 when one is (docs/findings.md lists the codes),
+    9 when there is no accelerator to check (a machine whose cards all vanished looks like
+    that; --allow-empty accepts it).
     """
     from accelctl.diagnostics import load_manifest, run_diagnostics
 
@@ -48,37 +56,46 @@ def diag_command(
     else:
         _render(report)
     if report.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(int(ExitCode.FAILED))
+    if report.nothing_checked and not allow_empty:
+        raise typer.Exit(int(ExitCode.NOTHING_TO_CHECK))
 
 
 def _render(report: Report) -> None:
     console = out.console()
     accel = report.checked.get("accelerator_endpoints", 0)
     if report.findings:
-        console.print(findings_table(report))
+        from accelctl.cli._layout import terminal_width
+
+        console.print(findings_table(report, terminal_width()))
     for n in report.not_checked:
         sample = ", ".join(n.subjects[:3]) + (", ..." if len(n.subjects) > 3 else "")
         console.print(f"[dim]not checked[/] {n.code} on {len(n.subjects)} ({out.esc(sample)}): {out.esc(n.reason)}")
     s = report.summary
-    verdict = "[bold red]FAIL[/]" if report.failed else "[bold green]PASS[/]"
-    scope = (f"{report.checked.get('cards', 0)} cards, {accel} accelerator endpoints"
-             if accel else "no accelerators found: nothing to check")
+    verdict = {"fail": "[bold red]FAIL[/]", "pass": "[bold green]PASS[/]",
+               "nothing_to_check": "[bold yellow]NOTHING TO CHECK[/]"}[report.verdict]
+    scope = (f"{out.count(report.checked.get('cards', 0), 'card')}, {out.count(accel, 'accelerator endpoint')}"
+             if accel else "no accelerators found: nothing to check; --allow-empty accepts that")
     console.print(
-        f"{verdict}: {s['error']} error(s), {s['warning']} warning(s), {s['info']} info "
+        f"{verdict}: {out.count(s['error'], 'error')}, {out.count(s['warning'], 'warning')}, {s['info']} info "
         f"(level {report.level}; {scope}"
         + (f"; manifest {out.esc(report.manifest)}" if report.manifest else "") + ")"
     )
 
 
-def findings_table(report: Report) -> Table:
-    from rich.markup import escape
-    from rich.table import Table
+#: SEVERITY, CODE and SUBJECT are identifiers, never cut; the message wraps at spaces.
+FINDING_COLUMNS = (Column("SEVERITY"), Column("CODE"), Column("SUBJECT"),
+                   Column("MESSAGE / HINT", identifier=False))
 
-    table = Table(box=None, header_style="bold", pad_edge=False, show_lines=False)
-    for col in ("SEVERITY", "CODE", "SUBJECT", "MESSAGE / HINT"):
-        table.add_column(col, no_wrap=col in ("SEVERITY", "CODE", "SUBJECT"))
+
+def findings_table(report: Report, width: int | None = None) -> Table:
+    from rich.markup import escape
+
+    from accelctl.cli._layout import fit_table
+
+    rows = []
     for f in report.findings:
         sev = f.severity.value
         text = escape(f.message) + (f"\n[dim]hint: {escape(f.hint)}[/]" if f.hint else "")
-        table.add_row(f"[{_STYLE[sev]}]{sev}[/]", f.code, escape(f.subject), text)
-    return table
+        rows.append([f"[{_STYLE[sev]}]{sev}[/]", f.code, escape(f.subject), text])
+    return fit_table(FINDING_COLUMNS, rows, width).table

@@ -10,16 +10,14 @@ import typer
 
 from accelctl.cli import _output as out
 from accelctl.cli._errors import ExitCode
-from accelctl.cli._options import JsonOpt
+from accelctl.cli._options import DeviceArg, JsonOpt
 
 app = typer.Typer(help="IO commands on one endpoint's device memory.", no_args_is_help=True)
 
-DeviceArg = Annotated[str, typer.Argument(help="The endpoint: BDF, cardN.epM, global id or serial.")]
 AddressOpt = Annotated[str, typer.Option("--address", "-a", help="Device memory byte offset (0x hex ok).")]
 InputOpt = Annotated[
     Optional[Path], typer.Option("--input", "-i", help="Read data from this file (default: stdin).")
 ]
-SCHEMA_VERSION = 1
 
 
 def _int(text: str, what: str) -> int:
@@ -38,7 +36,7 @@ def _input(path: Path | None) -> bytes:
 
 def _emit(document: dict[str, Any], as_json: bool, text: str) -> None:
     if as_json:
-        out.emit_json({"schema_version": SCHEMA_VERSION, **document})
+        out.emit_json(document)
     else:
         sys.stderr.write(text + "\n")  # stdout stays for data (io read)
 
@@ -51,7 +49,7 @@ def write(ctx: typer.Context, device: DeviceArg, address: AddressOpt = "0", inpu
     from accelctl import endpoints as ops
 
     result = ops.write_data(ctx.obj.machine(), device, _int(address, "address"), _input(input))
-    _emit(result, json, f"wrote {result['bytes']} bytes at 0x{result['address']}")
+    _emit(result, json, f"wrote {result['bytes']} bytes at {result['address']}")
 
 
 @app.command()
@@ -87,7 +85,7 @@ def fill(
     from accelctl import endpoints as ops
 
     result = ops.fill(ctx.obj.machine(), device, _int(address, "address"), _int(length, "length"), _int(pattern, "pattern"))
-    _emit(result, json, f"filled {result['bytes']} bytes at 0x{result['address']} with {result['pattern']}")
+    _emit(result, json, f"filled {result['bytes']} bytes at {result['address']} with {result['pattern']}")
 
 
 @app.command()
@@ -99,7 +97,7 @@ def compare(ctx: typer.Context, device: DeviceArg, address: AddressOpt = "0", in
 
     result = ops.compare(ctx.obj.machine(), device, _int(address, "address"), _input(input))
     if result["equal"]:
-        _emit(result, json, f"equal: {result['bytes']} bytes at 0x{result['address']}")
+        _emit(result, json, f"equal: {result['bytes']} bytes at {result['address']}")
         return
     _emit(result, json, f"differ: first difference at byte {result['first_difference']}")
     raise typer.Exit(int(ExitCode.VERIFY_FAILED))

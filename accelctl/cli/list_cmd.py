@@ -29,6 +29,7 @@ def list_command(
     if json:
         out.emit_json(listing.to_dict())
         return
+    from accelctl.cli._layout import terminal_width
     from accelctl.cli.render import device_table
 
     out.print_warnings(listing.warnings)
@@ -37,7 +38,11 @@ def list_command(
         what = "PCI functions" if all_devices else "accelerators"
         out.err_console().print(f"no {what} found under {out.esc(ctx.obj.root().path)}{hint}")
         return
-    out.console().print(device_table(topo, listing))
+    width = terminal_width()
+    layout = device_table(topo, listing, width)
+    out.console().print(layout.table)
     out.console().print(
-        f"{len(listing.cards)} cards, {sum(len(c.endpoints) for c in listing.cards)} endpoints"
+        f"{out.count(len(listing.cards), 'card')}, {out.count(sum(len(c.endpoints) for c in listing.cards), 'endpoint')}"
     )
+    if width is not None and layout.notice(width):
+        out.err_console().print(out.esc(layout.notice(width)))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from accelctl.cli._layout import Column, Layout, fit_table
 from accelctl.cli._output import esc
 from accelctl.topology.model import HostBridge, Link, NodeKind, PciFunction
 
 if TYPE_CHECKING:
-    from rich.table import Table
     from rich.tree import Tree
 
     from accelctl.topology import Topology
@@ -44,16 +44,25 @@ def _opt(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def device_table(topo: Topology, listing: DeviceListing) -> Table:
-    from rich.table import Table
+#: `list` columns: identifiers are never cut; MODEL and LINK wrap at spaces; when even that does
+#: not fit the terminal, SERIAL goes first, then NUMA, DRIVER, KIND (docs: cli/_layout.py).
+DEVICE_COLUMNS = {
+    "NAME": Column("NAME"),
+    "BDF": Column("BDF"),
+    "KIND": Column("KIND", keep=3),
+    "MODEL": Column("MODEL", identifier=False, keep=5),
+    "LINK": Column("LINK", identifier=False),
+    "NUMA": Column("NUMA", keep=1),
+    "DRIVER": Column("DRIVER", keep=2),
+    "SERIAL": Column("SERIAL", keep=0),
+}
 
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    columns = ["NAME", "BDF", "MODEL", "LINK", "NUMA", "DRIVER", "SERIAL"]
+
+def device_table(topo: Topology, listing: DeviceListing, width: int | None) -> Layout:
+    names = ["NAME", "BDF", "MODEL", "LINK", "NUMA", "DRIVER", "SERIAL"]
     if listing.include_all:
-        columns.insert(2, "KIND")
-    for col in columns:
-        # Identifiers never wrap (a folded BDF or serial is misread); prose columns may.
-        table.add_column(col, no_wrap=col not in ("MODEL", "LINK"), min_width=len(col))
+        names.insert(2, "KIND")
+    rows = []
     for row in listing.rows:
         fn = row.function
         model = esc(fn.model) if fn.accessible else f"[red]{esc(fn.model)} (not responding)[/]"
@@ -68,8 +77,8 @@ def device_table(topo: Topology, listing: DeviceListing) -> Table:
         ]
         if listing.include_all:
             cells.insert(2, fn.kind.value)
-        table.add_row(*cells)
-    return table
+        rows.append(cells)
+    return fit_table([DEVICE_COLUMNS[n] for n in names], rows, width)
 
 
 def _label(topo: Topology, node: HostBridge | PciFunction) -> str:

@@ -131,6 +131,19 @@ class Report:
         """True when any finding is an error: the CLI exits 1."""
         return any(f.severity is Severity.ERROR for f in self.findings)
 
+    @property
+    def nothing_checked(self) -> bool:
+        """True when the machine has no accelerator endpoint: there was nothing to check, which
+        is not a pass (a machine whose cards all fell off the bus looks like this)."""
+        return not self.checked.get("accelerator_endpoints")
+
+    @property
+    def verdict(self) -> str:
+        """``fail`` (an error finding), ``nothing_to_check`` (no accelerator), else ``pass``."""
+        if self.failed:
+            return "fail"
+        return "nothing_to_check" if self.nothing_checked else "pass"
+
     def by_code(self) -> dict[tuple[str, str], int]:
         out: dict[tuple[str, str], int] = {}
         for f in self.findings:
@@ -140,17 +153,13 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema_version": SCHEMA_VERSION,
             "level": self.level,
             "manifest": self.manifest,
-            "verdict": "fail" if self.failed else "pass",
+            "verdict": self.verdict,
             "summary": self.summary,
             "checked": self.checked,
             "findings": [f.to_dict() for f in self.findings],
             "not_checked": [n.to_dict() for n in self.not_checked],
-            "scan_warnings": self.scan_warnings,
+            "warnings": self.scan_warnings,
         }
 
-
-#: Version of the `accelctl diag --json` document (docs/findings.md).
-SCHEMA_VERSION = 1

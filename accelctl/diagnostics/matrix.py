@@ -26,9 +26,6 @@ from accelctl.topology.p2p import P2PJudge
 if TYPE_CHECKING:
     from accelctl.topology import Topology
 
-#: Version of the `accelctl topology matrix --json` document (2: p2p is true/false/null, with
-#: p2p_route and p2p_reason).
-MATRIX_SCHEMA_VERSION = 2
 LEVELS = ("X", "CARD", "PIX", "PXB", "PHB", "NODE", "SYS")
 
 
@@ -56,7 +53,6 @@ class TopologyMatrix:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema_version": MATRIX_SCHEMA_VERSION,
             "levels": list(LEVELS),
             "endpoints": [{"bdf": b, "name": n} for b, n in zip(self.endpoints, self.names)],
             "matrix": self.matrix,

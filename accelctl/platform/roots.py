@@ -35,8 +35,47 @@ class MachineSource:
         """False for a snapshot: there is nothing behind it to reset or talk to."""
         return self.kind is not SourceKind.SNAPSHOT
 
+    @property
+    def key(self) -> str:
+        """A stable name for this machine, safe as a file name: what state kept about it (the
+        address map) is filed under. ``live``; ``fixture-NAME``; ``snapshot-HASH`` (of the
+        snapshot's snapshot.json, so every copy of one archive is one machine);
+        ``directory-HASH`` (of the resolved path)."""
+        if self.kind is SourceKind.LIVE:
+            return "live"
+        if self.kind is SourceKind.FIXTURE:
+            return f"fixture-{_slug(self.name)}"
+        if self.kind is SourceKind.SNAPSHOT:
+            from accelctl.snapshot.archive import META_NAME
+
+            meta = os.path.join(os.path.dirname(self.path), META_NAME)
+            try:
+                with open(meta, "rb") as f:
+                    return f"snapshot-{_digest(f.read())}"
+            except OSError:
+                return f"snapshot-{_digest(self.name.encode())}"
+        return f"directory-{_digest(self.path.encode())}"
+
+    def describe(self) -> str:
+        """For people: 'the live machine', 'fixture two-socket', 'snapshot /x.tar.gz', ..."""
+        if self.kind is SourceKind.LIVE:
+            return "the live machine"
+        return f"{self.kind.value} {self.name}"
+
     def to_dict(self) -> dict[str, str]:
         return {"kind": self.kind.value, "name": self.name, "path": self.path}
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _slug(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"
 
 
 def open_source(

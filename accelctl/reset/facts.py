@@ -45,7 +45,7 @@ class Facts:
             "serial": self.serial,
             "link": None if self.width is None and self.speed_gts is None
             else {"speed_gts": self.speed_gts, "width": self.width},
-            "address": self.address,
+            "name": self.address,
             "identify_serial": self.identify_serial,
             "logical_address": list(self.logical_address) if self.logical_address else None,
         }

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from accelctl.addressing import Resolver
     from accelctl.machine import Machine
 
-SCHEMA_VERSION = 1
+#: The CLI's JSON envelope carries the version (accelctl/cli/_output.py SCHEMA_VERSIONS).
+SCHEMA_VERSION = 2
 
 __all__ = ["SCHEMA_VERSION", "Affected", "ResetPlan", "Step", "make_plan", "plan_reset"]
 
@@ -35,9 +36,9 @@ class Affected:
     def to_dict(self) -> dict[str, Any]:
         return {
             "bdf": self.bdf,
-            "address": self.address,
+            "name": self.address,
             "kind": self.kind,
-            "card": f"card{self.card}" if self.card is not None else None,
+            "card": self.card,
             "vendor_id": f"{self.vendor_id:04x}" if self.vendor_id is not None else None,
             "device_id": f"{self.device_id:04x}" if self.device_id is not None else None,
         }
@@ -69,7 +70,7 @@ class ResetPlan:
             "level": self.level.value,
             "name": self.name,
             "target": self.target,
-            "target_address": self.target_address,
+            "target_name": self.target_address,
             "reset_point": self.point,
             "platform": self.platform,
             "supported_levels": list(self.supported_levels),

@@ -42,7 +42,7 @@ class DeviceCheck:
     def to_dict(self) -> dict[str, Any]:
         return {
             "bdf": self.bdf,
-            "address": self.address,
+            "name": self.address,
             "ok": self.ok,
             "differences": list(self.differences),
             "notes": list(self.notes),

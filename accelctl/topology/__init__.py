@@ -2,7 +2,7 @@
 
 from accelctl.topology.accel import ACCEL_IDS_ENV, AcceleratorMatcher
 from accelctl.topology.build import build_topology
-from accelctl.topology.graph import SCHEMA_VERSION, Topology
+from accelctl.topology.graph import Topology
 from accelctl.topology.model import (
     Acs,
     Bar,
@@ -17,7 +17,6 @@ from accelctl.topology.model import (
 
 __all__ = [
     "ACCEL_IDS_ENV",
-    "SCHEMA_VERSION",
     "AcceleratorMatcher",
     "Acs",
     "Bar",

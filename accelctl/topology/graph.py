@@ -21,9 +21,6 @@ from accelctl.topology.model import Card, HostBridge, NodeKind, PciFunction, Swi
 if TYPE_CHECKING:
     import networkx as nx
 
-#: Version of the JSON document `to_dict()` produces (docs/json-schema.md).
-SCHEMA_VERSION = 1
-
 Node = PciFunction | HostBridge
 
 
@@ -161,9 +158,8 @@ class Topology:
     # --- export ------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The versioned JSON document of `accelctl topology --json` (docs/json-schema.md)."""
+        """The body of `accelctl topology --json` (docs/json-schema.md; the CLI adds the envelope)."""
         return {
-            "schema_version": SCHEMA_VERSION,
             "sysfs_root": str(self.root.path) if self.root else None,
             "nodes": [n.to_dict() for n in self.nodes()],
             "switches": [s.to_dict() for s in self.switches],

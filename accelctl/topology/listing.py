@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from accelctl.sysfs.scan import ScanWarning
-from accelctl.topology.graph import SCHEMA_VERSION, Topology
+from accelctl.topology.graph import Topology
 from accelctl.topology.model import Card, NodeKind, PciFunction, card_name, endpoint_name
 
 
@@ -34,7 +34,6 @@ class DeviceListing:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema_version": SCHEMA_VERSION,
             "all": self.include_all,
             "devices": [r.to_dict() for r in self.rows],
             "cards": [c.to_dict() for c in self.cards],

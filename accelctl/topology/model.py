@@ -182,6 +182,7 @@ class PciFunction:
         link, sec, total_vfs = self.link, self.secondary_bus, self.sriov_total_vfs
         return {
             "id": self.id,
+            "bdf": self.id,
             "parent": self.parent,
             "kind": self.kind.value,
             "vendor_id": None if v is None else f"{v:04x}",
@@ -232,6 +233,7 @@ class HostBridge:
         # Same keys as a function so every node in the JSON has one shape.
         return {
             "id": self.id,
+            "bdf": None,
             "parent": self.parent,
             "kind": self.kind.value,
             "vendor_id": None,

@@ -41,7 +41,7 @@ def test_diag_json_clean_exits_0(clean: Path) -> None:
     r = _run(clean, "diag", "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    assert doc["schema_version"] == 1 and doc["verdict"] == "pass"
+    assert doc["schema_version"] == 2 and doc["verdict"] == "pass"
     assert doc["findings"] == [] and doc["summary"] == {"error": 0, "warning": 0, "info": 0}
     assert doc["checked"]["accelerator_endpoints"] == 2
 
@@ -186,5 +186,5 @@ def test_item_order_in_the_spec_does_not_change_findings(tmp_path: Path) -> None
     swapped = head + "[[card]]" + c1 + "[[card]]" + c0
     a = run_diagnostics(build(spec, tmp_path / "a")).to_dict()
     b = run_diagnostics(build(swapped, tmp_path / "b")).to_dict()
-    a.pop("scan_warnings"), b.pop("scan_warnings")
+    a.pop("warnings"), b.pop("warnings")
     assert a == b

@@ -21,7 +21,7 @@ from tests.real_machines import REAL, TREES
 
 def _cli(root: Path, *args: str) -> str:
     r = CliRunner().invoke(app, ["--sysfs-root", str(root), *args], env={"COLUMNS": "400", "NO_COLOR": "1"})
-    assert r.exit_code in (0, 1), r.output
+    assert r.exit_code in (0, 1, 9), r.output  # 9: diag on a machine without accelerators
     return r.stdout
 
 

@@ -142,7 +142,6 @@ def test_two_socket_bundled_fixture() -> None:
 
 def test_matrix_json_shape(tmp_path: Path) -> None:
     d = topology_matrix(build(NESTED.replace("@TOP_ACS@", "acs = []"), tmp_path)).to_dict()
-    assert d["schema_version"] == 2
     assert [e["bdf"] for e in d["endpoints"]] == EPS
     for key in ("matrix", "p2p", "p2p_route", "p2p_reason"):
         assert len(d[key]) == 6 and all(len(r) == 6 for r in d[key]), key

@@ -90,7 +90,7 @@ def test_bad_fixture_and_conflicting_options_are_clear_errors(tmp_path):
     res = run("--fixture", "no-such", "list")
     assert res.exit_code in (3, 6) and "no-such" in res.stderr and "Traceback" not in res.stderr
     res = run("--fixture", "two-socket", "--sysfs-root", str(tmp_path), "list")
-    assert res.exit_code == 1 and "not both" in res.stderr
+    assert res.exit_code == 2 and "not both" in res.stderr  # a usage error
     res = run("--sysfs-root", str(tmp_path), "topology", "--json")
     assert res.exit_code == 6 and res.stdout == ""
     assert json.loads(res.stderr)["error"]["type"] == "SysfsRootError"

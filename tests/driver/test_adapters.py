@@ -70,7 +70,7 @@ def test_cli_admin_and_io_roundtrip() -> None:
     ident = _cli("admin", "identify", "0000:01:00.0", "--json")
     assert ident.returncode == 0, ident.stderr
     doc = json.loads(ident.stdout)
-    assert doc["schema_version"] == 1 and doc["controller"]["firmware_rev"]
+    assert doc["schema_version"] == 2 and doc["controller"]["firmware_rev"]
     payload = b"\x00\x01driver-core\xff" * 100
     wrote = _cli("io", "write", "0000:01:00.0", "-a", "0x3000", "--json", stdin=payload)
     assert wrote.returncode == 0, wrote.stderr

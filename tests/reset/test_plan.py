@@ -27,7 +27,7 @@ def plan(fixture: str, device: str, level: str) -> dict:
     r = run("--fixture", fixture, "reset", device, "--level", level, "--dry-run", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2
     return doc["plan"]
 
 
@@ -38,7 +38,7 @@ def bdfs(p: dict) -> list[str]:
 def test_flr_is_one_function():
     p = plan("two-socket", "card0.ep2", "flr")
     assert bdfs(p) == ["0000:07:00.0"]
-    assert p["affected"][0]["address"] == "card0.ep2"
+    assert p["affected"][0]["name"] == "card0.ep2" and p["affected"][0]["card"] == 0
     assert p["target"] == "0000:07:00.0" and p["level"] == "flr"
     assert set(p) >= {"level", "target", "affected", "in_use", "steps"}
 
@@ -62,7 +62,7 @@ def test_card_is_every_function_of_the_card_switch_included():
         p = plan("two-socket", name, "card")
         assert bdfs(p) == CARD0, name
         assert p["reset_point"] == "0000:02:00.0"
-    addrs = {a["bdf"]: a["address"] for a in plan("two-socket", "card0", "card")["affected"]}
+    addrs = {a["bdf"]: a["name"] for a in plan("two-socket", "card0", "card")["affected"]}
     assert addrs["0000:05:00.0"] == "card0.ep0" and addrs["0000:03:00.0"] is None
 
 
