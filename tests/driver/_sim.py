@@ -80,7 +80,7 @@ class SimHarness:
 
     def faults(self, bdf: str = BDF) -> list[dict[str, Any]]:
         """The endpoint's fault specs with how often each matched and fired (spent ones pruned)."""
-        return self._control(abi.CtrlCmd.FAULT, {}, bdf)["faults"]
+        return self._control(abi.CtrlCmd.FAULT, {"bdf": bdf}, bdf, admin=True)["faults"]
 
     def clear_faults(self, bdf: str = BDF) -> None:
         self._control(abi.CtrlCmd.FAULT, {"bdf": bdf, "clear": True}, bdf, admin=True)
