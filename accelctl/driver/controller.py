@@ -330,6 +330,18 @@ class Controller:
     def alloc_dma(self, size: int) -> DmaBuffer:
         return self.register(DmaBuffer(size))
 
+    def alloc_device_memory(self, size: int, address: int | None = None) -> int:
+        """Device memory private to this session (ABI 1.2 MEM_ALLOC): other sessions' commands on
+        it are refused (ACCESS_DENIED); it starts zeroed and is zeroed again when freed or when
+        this session ends. Returns its device address; ``size`` is rounded up to 4 KiB."""
+        size = round_up(size, PAGE_SIZE)
+        body, _ = self.control.request(abi.CtrlCmd.MEM_ALLOC, abi.CTRL_MEM_ALLOC.pack(
+            abi.MEM_ANY if address is None else address, size, 0))
+        return abi.CTRL_MEM_ADDR.unpack_from(body)[0]
+
+    def free_device_memory(self, address: int) -> None:
+        self.control.request(abi.CtrlCmd.MEM_FREE, abi.CTRL_MEM_ADDR.pack(address))
+
     # ------------------------------------------------------------------------------------------
     # commands
     # ------------------------------------------------------------------------------------------

@@ -124,6 +124,15 @@ class Session:
         """Refused (BufferBusyError) while commands still use the buffer."""
         self.controller.unregister(buf)
 
+    def alloc_device_memory(self, size: int, *, address: int | None = None) -> int:
+        """Device memory no other session can read or write (zeroed now, and again when freed
+        or when this session closes); its device address. Memory not allocated is the device's
+        shared scratch space."""
+        return self.controller.alloc_device_memory(size, address)
+
+    def free_device_memory(self, address: int) -> None:
+        self.controller.free_device_memory(address)
+
     # -- commands -------------------------------------------------------------------------------
 
     def execute(self, command: Command, timeout: float | None = None) -> Completion:

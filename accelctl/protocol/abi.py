@@ -16,7 +16,7 @@ import struct
 from enum import IntEnum, IntFlag
 
 #: (major, minor): major changes break, minor changes only add.
-ABI_VERSION = (1, 1)  # 1.1: SQ flags (NEED_WAKEUP) in the status area
+ABI_VERSION = (1, 2)  # 1.1: SQ flags (NEED_WAKEUP) in the status area; 1.2: MEM_ALLOC / MEM_FREE
 ABI_VERSION_WORD = (ABI_VERSION[0] << 16) | ABI_VERSION[1]
 
 # =============================================================================================
@@ -208,6 +208,8 @@ STATUS_ABORTED_BY_REQUEST = make_status(StatusCodeType.GENERIC, GenericStatus.AB
 STATUS_ABORTED_SQ_DELETION = make_status(StatusCodeType.GENERIC, GenericStatus.ABORTED_SQ_DELETION)
 STATUS_INTERNAL_ERROR = make_status(StatusCodeType.GENERIC, GenericStatus.INTERNAL_ERROR)
 STATUS_COMPARE_FAILURE = make_status(StatusCodeType.MEDIA, MediaStatus.COMPARE_FAILURE, dnr=True)
+#: (1.2) The command names device memory another session allocated (MEM_ALLOC): nothing touched.
+STATUS_ACCESS_DENIED = make_status(StatusCodeType.MEDIA, MediaStatus.ACCESS_DENIED, dnr=True)
 
 _RETRYABLE = frozenset(
     {
@@ -553,9 +555,11 @@ class CtrlCmd(IntEnum):
     RESET = 10  # req CTRL_RESET; reply CTRL_U32 (reset generation afterwards)
     SET_EVENT_NOTIFIER = 11  # req 1 eventfd: written on reset / fatal status / removal
     PASSTHRU = 12  # req CTRL_PASSTHRU + SQE (64 B); reply one CQE (16 B): command without rings
-    FAULT = 13  # req JSON fault spec(s) {"add": [...]} | {"clear": true} | {"list": true}; reply JSON
+    FAULT = 13  # admin socket only (JSON {"bdf", "add": [...], "clear"}); EPERM on a device socket
     INTROSPECT = 14  # reply JSON: every connection's queues, DMA maps, eventfds (tests, debugging)
     STATS = 15  # reply JSON: per-endpoint counters
+    MEM_ALLOC = 16  # (1.2) req CTRL_MEM_ALLOC; reply CTRL_MEM_ADDR: device memory private to this session
+    MEM_FREE = 17  # (1.2) req CTRL_MEM_ADDR (an allocation's start); reply empty; the range is zeroed
 
 
 CTRL_REG = struct.Struct("<II")  # offset u32 | width u32 (4 or 8)
@@ -567,6 +571,10 @@ CTRL_FD_RANGE = struct.Struct("<II")  # first | count (count fds follow in SCM_R
 CTRL_U32 = struct.Struct("<I")
 CTRL_RESET = struct.Struct("<I")  # ResetScope
 CTRL_PASSTHRU = struct.Struct("<H6x")  # qid (0 admin, >0 IO command set) then SQE
+CTRL_MEM_ALLOC = struct.Struct("<QQI4x")  # device address (MEM_ANY: the device chooses) | size | flags (0)
+CTRL_MEM_ADDR = struct.Struct("<Q")  # device address of an allocation
+#: MEM_ALLOC at no particular address.
+MEM_ANY = 0xFFFF_FFFF_FFFF_FFFF
 #: IOVAs and DMA_MAP sizes must be multiples of this.
 DMA_PAGE_SIZE = 4096
 

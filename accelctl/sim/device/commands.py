@@ -17,6 +17,7 @@ from accelctl.protocol.abi import (
     SQE_CDW10, SQE_CDW11, SQE_CDW12, SQE_CDW13, SQE_CDW14, SQE_CDW15, SQE_DPTR_ADDR, SQE_DPTR_LEN, SQE_FLAGS,
 )
 
+from .devmem import overlaps
 from .iova import IovaMap
 from .queues import DeviceCQ, DeviceSQ, HeldCommand
 
@@ -47,6 +48,7 @@ INVALID_LOG_PAGE = _cs(abi.CommandSpecificStatus.INVALID_LOG_PAGE)
 INVALID_DELETION = _cs(abi.CommandSpecificStatus.INVALID_QUEUE_DELETION)
 AER_LIMIT = _cs(abi.CommandSpecificStatus.ASYNC_EVENT_REQUEST_LIMIT_EXCEEDED)
 NOT_CHANGEABLE = _cs(abi.CommandSpecificStatus.FEATURE_NOT_CHANGEABLE)
+ACCESS_DENIED = (abi.STATUS_ACCESS_DENIED, 0)
 
 _FILL_CHUNK = 1 << 20
 _COMPARE_CHUNK = 1 << 20
@@ -84,6 +86,8 @@ class CommandSet:
     aers: list[HeldCommand]
     pending_events: Any
     db32: memoryview
+    #: Device memory ranges other sessions allocated (devmem.py): refused to this session.
+    denied: tuple[tuple[int, int], ...]
 
     def build_handlers(self) -> tuple[dict[int, Handler], dict[int, Handler]]:
         A, I = abi.AdminOpcode, abi.IoOpcode  # noqa: E741
@@ -165,6 +169,8 @@ class CommandSet:
         length = cmd[SQE_CDW12]
         if dev + length > self.memory_size:
             return OUT_OF_RANGE
+        if self.denied and overlaps(self.denied, dev, length):
+            return ACCESS_DENIED
         if not cmd[SQE_FLAGS] >> 6:  # one contiguous range: one slice assignment, zero extra copies
             dlen = cmd[SQE_DPTR_LEN]
             if dlen and dlen != length:
@@ -192,6 +198,8 @@ class CommandSet:
         length = cmd[SQE_CDW12]
         if dev + length > self.memory_size:
             return OUT_OF_RANGE
+        if self.denied and overlaps(self.denied, dev, length):
+            return ACCESS_DENIED
         if not cmd[SQE_FLAGS] >> 6:
             dlen = cmd[SQE_DPTR_LEN]
             if dlen and dlen != length:
@@ -219,6 +227,8 @@ class CommandSet:
         if rng is None:
             return OUT_OF_RANGE
         dev, length = rng
+        if self.denied and overlaps(self.denied, dev, length):
+            return ACCESS_DENIED
         ranges = self.host_ranges(cmd, length, abi.DmaFlags.READ)
         if isinstance(ranges, tuple):
             self.counters["dma_errors"] += 1
@@ -237,6 +247,8 @@ class CommandSet:
         length = cmd[SQE_CDW12]
         if dev + length > self.memory_size:
             return OUT_OF_RANGE
+        if self.denied and overlaps(self.denied, dev, length):
+            return ACCESS_DENIED
         counters = self.counters
         if length <= 4096:  # small fills (the common case): one pattern, one store
             if length:
@@ -262,6 +274,8 @@ class CommandSet:
         src = cmd[SQE_CDW14] | (cmd[SQE_CDW15] << 32)
         if src + length > self.memory_size:
             return OUT_OF_RANGE
+        if self.denied and (overlaps(self.denied, dst, length) or overlaps(self.denied, src, length)):
+            return ACCESS_DENIED
         if length:
             # bytes() when the ranges overlap: memoryview assignment does not promise memmove.
             data = self.memory[src : src + length]

@@ -40,6 +40,7 @@ from accelctl.protocol.abi import CtrlCmd
 from . import faults as F
 from . import messages as M
 from .config import EndpointConfig
+from .devmem import DeviceMemoryMap
 from .firmware import Firmware
 from .iova import IovaError
 from .quota import MAX_CONNECTIONS_PER_ENDPOINT, MAX_CONNECTIONS_PER_PEER, FdBudget, QuotaError, raise_fd_limit
@@ -95,6 +96,7 @@ class Endpoint:
         self.config = config
         self.socket_path = socket_path
         self.firmware = Firmware(config, state_dir)
+        self.devmem = DeviceMemoryMap(self.firmware.memory_size, self.firmware.scrub)
         self.faults = F.FaultInjector(faults)
         self.listener: socket.socket | None = None
         self.connections: dict[int, Connection] = {}
@@ -168,6 +170,8 @@ class DeviceDaemon:
             CtrlCmd.FAULT: (self._h_fault_refused, 0, 0),
             CtrlCmd.INTROSPECT: (self._h_introspect, 0, 0),
             CtrlCmd.STATS: (self._h_stats, 0, 0),
+            CtrlCmd.MEM_ALLOC: (self._h_mem_alloc, 0, 0),
+            CtrlCmd.MEM_FREE: (self._h_mem_free, 0, 0),
         }
         self._admin_handlers: dict[int, tuple[Callable[..., tuple[bytes, list[int]]], int, int]] = {
             CtrlCmd.FAULT: (self._admin_fault, 0, 0),
@@ -644,7 +648,8 @@ class DeviceDaemon:
             "doorbell_page_size": abi.DOORBELL_PAGE_SIZE,
             "dma_page_size": abi.DMA_PAGE_SIZE,
             "memory_size": fw.memory_size,
-            "features": ["sgl", "passthru", "introspect", "device_poll", abi.FEATURE_NEED_WAKEUP],
+            "features": ["sgl", "passthru", "introspect", "device_poll", abi.FEATURE_NEED_WAKEUP,
+                         "device_memory_allocation"],
         }
         return json.dumps(caps).encode(), []
 
@@ -708,6 +713,18 @@ class DeviceDaemon:
     def _h_set_notifier(self, conn: Connection, payload: memoryview, fds: list[int]) -> tuple[bytes, list[int]]:
         _check_eventfds(fds, 1)
         conn.session.set_notifier(fds[0])
+        return b"", []
+
+    def _h_mem_alloc(self, conn: Connection, payload: memoryview, fds: list[int]) -> tuple[bytes, list[int]]:
+        address, size, flags = abi.CTRL_MEM_ALLOC.unpack(payload)
+        if flags:
+            raise SessionError(errno.EINVAL, f"unknown MEM_ALLOC flags {flags:#x}")
+        start = conn.session.mem_alloc(None if address == abi.MEM_ANY else address, size)
+        return abi.CTRL_MEM_ADDR.pack(start), []
+
+    def _h_mem_free(self, conn: Connection, payload: memoryview, fds: list[int]) -> tuple[bytes, list[int]]:
+        (address,) = abi.CTRL_MEM_ADDR.unpack(payload)
+        conn.session.mem_free(address)
         return b"", []
 
     def _h_get_doorbells(self, conn: Connection, payload: memoryview, fds: list[int]) -> tuple[bytes, list[int]]:

@@ -126,6 +126,23 @@ class Firmware:
         with self.lock:
             self._save_persistent(running=True)
 
+    def scrub(self, start: int, length: int) -> None:
+        """Zero [start, start+length) of device memory (page-aligned): the pages are given back
+        (a hole punched in the sparse file) where the kernel can, else written with zeros."""
+        if length <= 0:
+            return
+        try:
+            self._mmap.madvise(mmap.MADV_REMOVE, start, length)
+            return
+        except (OSError, ValueError, AttributeError):
+            pass
+        zeros = bytes(min(length, 1 << 20))
+        end = start + length
+        while start < end:
+            n = min(len(zeros), end - start)
+            self.memory[start : start + n] = zeros[:n]
+            start += n
+
     def close(self) -> None:
         """The daemon stops: save everything and mark the shutdown clean, then let go."""
         if self._state_dir_fd is not None:

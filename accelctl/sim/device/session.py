@@ -48,6 +48,9 @@ _SLOW_SLICE_S = 0.05
 DOORBELL_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 
 log = logging.getLogger("accelctl.sim.session")
+#: Data one processing pass moves at most (plus one command) before it lets the session lock go:
+#: INTROSPECT, resets and the session's own control requests wait at most that long for it.
+PASS_BYTES = 32 << 20
 #: Most bytes one PASSTHRU IO command may move or compare (it runs on the shared control loop).
 PASSTHRU_MAX_BYTES = 64 << 10
 _DATA_OPCODES = frozenset({abi.IoOpcode.WRITE, abi.IoOpcode.READ, abi.IoOpcode.COMPARE, abi.IoOpcode.FILL,
@@ -106,6 +109,7 @@ class Session(CommandSet):
         self.spin_ns = int(spin_us * 1000)
         self.memory = self.firmware.memory
         self.memory_size = self.firmware.memory_size
+        self.denied: tuple[tuple[int, int], ...] = ()  # set by devmem.register below
         self.counters = self.firmware.counters
         self._rng = random.Random(session_id)
         # engine
@@ -125,6 +129,7 @@ class Session(CommandSet):
         #: True while the engine waits out a slow fault (without the lock: introspection shows it).
         self.slow_waiting = False
         self.admin_handlers, self.io_handlers = self.build_handlers()
+        endpoint.devmem.register(self)
 
     # ==========================================================================================
     # control path (daemon thread)
@@ -266,6 +271,7 @@ class Session(CommandSet):
                 self.stale = True
                 self._close_eventfds(keep_notifier=True)
                 self.iova.clear()
+                self.endpoint.devmem.release(self, unregister=False)  # zeroed: nobody can use it now
         self._stop_engine()
 
     def adopt_reset_gen(self, gen: int) -> None:
@@ -312,6 +318,16 @@ class Session(CommandSet):
     def dma_unmap(self, iova: int, size: int) -> None:
         with self.lock:
             self.iova.unmap(iova, size)
+
+    # --- device memory allocations (devmem.py) ------------------------------------------------
+
+    def mem_alloc(self, address: int | None, size: int) -> int:
+        # Not under this session's lock: the allocation waits for the OTHER sessions' passes.
+        return self.endpoint.devmem.alloc(self, address, size)
+
+    def mem_free(self, address: int) -> None:
+        with self.lock:  # our own engine is not moving data there while it is zeroed
+            self.endpoint.devmem.free(self, address)
 
     # --- eventfds --------------------------------------------------------------------------------
 
@@ -390,6 +406,7 @@ class Session(CommandSet):
             self.aers.clear()
             self._delete_all_queues()  # 4. queues
             self.iova.clear()  # 5. DMA unmap, after quiesce
+            self.endpoint.devmem.release(self, unregister=True)  # device memory zeroed and freed
             self._close_eventfds(keep_notifier=False)  # 6.
             self.db32.release()
             try:
@@ -434,6 +451,7 @@ class Session(CommandSet):
                     for q in self.sqs.values()
                 ],
                 "dma_maps": self.iova.describe(),
+                "device_memory": self.endpoint.devmem.describe(self.id),
                 "kicks": sorted(self.kicks),
                 "irqs": sorted(self.irqs),
                 "notifier": self.notifier_fd is not None,
@@ -685,7 +703,8 @@ class Session(CommandSet):
             mem = sq.mem
             cq_entries = cq.entries
             handlers = self.admin_handlers if sq.qid == 0 else self.io_handlers
-            while head != tail:
+            budget = PASS_BYTES
+            while head != tail and budget >= 0:
                 # CQ flow control: never post into a full CQ; stop fetching instead.
                 if (cq.tail + 1) % cq_entries == db[cq.head_index]:
                     break
@@ -695,6 +714,7 @@ class Session(CommandSet):
                     head = 0
                 sq.head = head
                 fetched += 1
+                budget -= cmd[abi.SQE_CDW12]
                 opcode = cmd[0]
                 handler = handlers.get(opcode)
                 if faults.active:
@@ -741,6 +761,8 @@ class Session(CommandSet):
         cq_head = cq.head_seen
         head = sq.head
         n = 0
+        budget = PASS_BYTES
+        cdw12 = abi.SQE_CDW12
         while head != tail:
             nxt = ctail + 1
             if nxt == cq_entries:
@@ -767,6 +789,9 @@ class Session(CommandSet):
                 phase ^= 1
             ctail = nxt
             n += 1
+            budget -= cmd[cdw12]  # the data length of the commands that move data
+            if budget < 0:
+                break  # the rest in the next pass: the lock is let go in between
         sq.head = head
         cq.tail, cq.phase = ctail, phase
         if n and cq.irq_enabled:  # a polled CQ (IEN=0) never interrupts
