@@ -70,7 +70,7 @@ _TERMINAL = (ControllerState.FAILED, ControllerState.REMOVED, ControllerState.ST
 
 class RecoveryCounters:
     __slots__ = ("timeouts", "aborts_sent", "aborts_not_aborted", "resets", "reset_failures",
-                 "async_events", "keep_alives")
+                 "async_events", "keep_alives", "bring_up_retries")
 
     def __init__(self) -> None:
         for name in self.__slots__:
@@ -163,7 +163,7 @@ class Controller:
         self.admin = self._make_qpair(abi.ADMIN_QID, admin_depth)
         self.admin.default_timeout_s = self.admin_timeout_s
         self._enable()
-        ident = self.identify_raw(abi.IdentifyCns.CONTROLLER)
+        ident = self._bring_up_step(lambda: self.identify_raw(abi.IdentifyCns.CONTROLLER))
         fields = abi.IDENTIFY_CONTROLLER.unpack_from(ident)
         self.identity = ident
         self.max_queue_entries = fields[7]
@@ -171,15 +171,34 @@ class Controller:
         self.max_queues = fields[6]
         self.mdts = fields[11]
         self.memory_size = fields[12]
-        self._arm_async_events()
+        if self._aer is None or self._aer.state >= RequestState.DONE:  # a recovery re-arms it itself
+            self._arm_async_events()
         if self.wait_mode is not WaitMode.INTERRUPT:
             # The device spins on the SQ doorbell before sleeping on its kick, so a spinning host
             # sees ~2 us round trips instead of an eventfd wake-up on each side.
-            self.execute_admin(cmds.set_features(abi.Feature.DEVICE_POLL_US, 200))
+            self._bring_up_step(lambda: self.execute_admin(cmds.set_features(abi.Feature.DEVICE_POLL_US, 200)))
         if self.keep_alive_ms:
-            self.execute_admin(cmds.set_features(abi.Feature.KEEP_ALIVE_TIMER, self.keep_alive_ms))
+            self._bring_up_step(
+                lambda: self.execute_admin(cmds.set_features(abi.Feature.KEEP_ALIVE_TIMER, self.keep_alive_ms)))
             self._next_keep_alive = time.monotonic() + self.keep_alive_ms / 2000
         self.state = ControllerState.LIVE
+
+    def _bring_up_step(self, step: Callable[[], Any]) -> Any:
+        """One admin command of bring-up, retried when it ends with a retryable error.
+
+        A lost completion makes the command time out; recovery resets the controller and ends
+        the command ABORTED_SQ_DELETION, which is retryable: after open, a caller would retry
+        it, so open does too (it used to give up: issue 14). At most ``max_resets`` retries;
+        a reset that fails marks the controller failed and the retry raises that instead."""
+        attempt = 0
+        while True:
+            try:
+                return step()
+            except CommandAbortedError as exc:
+                attempt += 1
+                if not exc.retryable or attempt > self.max_resets or self.state in _TERMINAL:
+                    raise
+                self.counters.bring_up_retries += 1
 
     def _make_qpair(self, qid: int, depth: int) -> QueuePair:
         sq_bytes = round_up(depth * abi.SQE_SIZE, PAGE_SIZE)
