@@ -80,7 +80,7 @@ def test_card_reset_under_io_load_loses_and_doubles_nothing(tree, tmp_path):
     try:
         assert worker.stdout.readline().strip() == "running", worker.stderr.read()
         r = run("--sysfs-root", tree, "reset", "card0", "--level", "card", "--force", "--yes",
-                "--json", "--timeout", "5", timeout=90)
+                "--json", "--timeout", "30", timeout=120)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["result"]["ok"] is True
         stop.touch()

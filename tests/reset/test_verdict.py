@@ -25,8 +25,8 @@ def tree(tmp_path, monkeypatch):
     service.stop(root)
 
 
-def reset_json(tree, *args, timeout=60):
-    r = run("--sysfs-root", tree, "reset", *args, "--yes", "--json", "--timeout", "3", timeout=timeout)
+def reset_json(tree, *args, timeout=120):
+    r = run("--sysfs-root", tree, "reset", *args, "--yes", "--json", "--timeout", "30", timeout=timeout)
     return r, (json.loads(r.stdout) if r.stdout.strip() else None)
 
 
@@ -158,7 +158,7 @@ def test_a_device_that_does_not_come_back_fails_the_wait(tree):
     assert wait["status"] == "failed" and "0000:06:00.0" in wait["detail"]
     (sim,) = steps_named(doc["result"], "sim_device_reset")
     assert sim["status"] == "ok" and "did not come back" in sim["detail"]
-    text = run("--sysfs-root", tree, "reset", "card0.ep2", "--level", "flr", "--yes", "--timeout", "3",
+    text = run("--sysfs-root", tree, "reset", "card0.ep2", "--level", "flr", "--yes", "--timeout", "30",
                "--inject", "no-return")
     line = next(x for x in text.stderr.splitlines() if x.strip().startswith("wait_reappear"))
     assert line.split()[-1] == "failed", text.stderr
@@ -208,7 +208,7 @@ def test_a_refused_sysfs_write_exits_5_and_puts_reset_method_back(tree, tmp_path
     os.remove(os.path.join(dev, "reset"))
     os.symlink(outside, os.path.join(dev, "reset"))
     r = run("--sysfs-root", tree, "reset", "card0.ep2", "--level", "flr", "--yes", "--json",
-            "--platform", "linux", "--timeout", "2")
+            "--platform", "linux", "--timeout", "30")
     assert r.returncode == 5, (r.returncode, r.stderr)
     res = json.loads(r.stdout)["result"]
     got = [(s["name"], s["status"]) for s in res["timeline"][:4]]
