@@ -33,6 +33,9 @@ class AccelGroup(TyperGroup):
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         out.begin_invocation(wants_json=asks_for_json(argv))
+        from accelctl.cli._examples import attach
+
+        attach(self)
         try:
             code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
             if not isinstance(code, int):
