@@ -143,11 +143,12 @@ class InvalidAcceleratorIdError(AccelError, ValueError):
         msg = f"not an accelerator id: {text!r}"
         if reason:
             msg += f" ({reason})"
-        super().__init__(
-            msg,
-            hint="accelerator ids are VVVV:DDDD, VVVV:* or class:CC[SS[PP]] (hex), comma-separated, "
-            "e.g. --accel-id 1bcf:001c,15b3:*,class:0b40 (docs/accelerators.md)",
-        )
+        hint = ("accelerator ids are VVVV:DDDD, VVVV:* or class:CC[SS[PP]] (hex), comma-separated, "
+                "e.g. --accel-id 1bcf:001c,15b3:*,class:0b40 (docs/accelerators.md)")
+        bare = text.strip().lower()
+        if len(bare) == 4 and all(c in "0123456789abcdef" for c in bare):
+            hint = f"'{bare}' alone is a vendor: --accel-id {bare}:* counts all its devices, {bare}:DDDD one; " + hint
+        super().__init__(msg, hint=hint)
 
 
 class InvalidRequestError(AccelError, ValueError):

@@ -7,6 +7,7 @@ in step). Lookup walks the exception's MRO, so a subclass can never be shadowed 
 from __future__ import annotations
 
 import enum
+import os
 import json
 import sys
 
@@ -93,3 +94,13 @@ def is_usage_error(err: BaseException) -> bool:
     # BadParameter is public; its base UsageError is reached through the MRO by name so we never
     # import click or typer's private click copy.
     return any(c.__name__ in ("UsageError", "BadParameter") for c in type(err).__mro__)
+
+
+def file_error(err: OSError, path: "str | os.PathLike[str]", verb: str) -> Exception:
+    """A typed error for a file named on the command line that cannot be read or written."""
+    from accelctl.errors import InputFileError, SysfsPermissionError
+
+    reason = err.strerror or str(err)
+    if isinstance(err, PermissionError):
+        return SysfsPermissionError(f"cannot {verb} {path}: {reason}", path=path, hint="choose a file you may " + verb)
+    return InputFileError(f"cannot {verb} it: {reason}", path=path)

@@ -78,6 +78,7 @@ class AccelGroup(TyperGroup):
             state = ctx.obj
             if getattr(state, "debug", False) or is_usage_error(err):
                 raise
+            err = _named_file_error(err)
             code = exit_code_for(err)
             report_error(err, code, as_json=out.json_requested() or bool(getattr(state, "json_errors", False)))
             raise typer.Exit(int(code)) from None
@@ -125,6 +126,20 @@ class AccelGroup(TyperGroup):
                 continue  # --version, --help: only before the command, as typer has them
             (flags if getattr(param, "is_flag", False) else valued).update(opts)
         return flags, valued
+
+
+def _named_file_error(err: Exception) -> Exception:
+    """An OSError about a file (a path typed on the command line that does not exist, is a
+    directory, cannot be written) as a typed error: a clear message and exit 6 (4 without
+    permission), not "internal error". Commands convert the files they know; this catches the rest."""
+    filename = getattr(err, "filename", None)
+    if not isinstance(err, OSError) or filename is None or isinstance(err, BrokenPipeError):
+        return err
+    from accelctl.errors import InputFileError, SysfsPermissionError
+
+    if isinstance(err, PermissionError):
+        return SysfsPermissionError(f"{filename}: {err.strerror}", path=str(filename))
+    return InputFileError(err.strerror or str(err), path=str(filename))
 
 
 def rest_has_positional(rest: list[str], path: list[str]) -> bool:

@@ -107,7 +107,7 @@ def assign(
     if json:
         out.emit_json({"path": str(path), **amap.to_dict()})
         return
-    out.err_console().print(f"wrote {len(amap.endpoints)} endpoints on {len(amap.cards)} cards to {out.esc(path)}")
+    out.err_console().print(f"wrote {out.count(len(amap.endpoints), 'endpoint')} on {out.count(len(amap.cards), 'card')} to {out.esc(path)}")
 
 
 @app.command("diff")

@@ -35,6 +35,9 @@ def _print_mapping(data: Any, indent: int = 0) -> None:
             if isinstance(value, (dict, list)):
                 out.emit_text(f"{pad}{key}:")
                 _print_mapping(value, indent + 1)
+            elif key.endswith("_k") and "temperature" in key and isinstance(value, (int, float)):
+                # the device reports kelvin (as NVMe does); people read Celsius
+                out.emit_text(f"{pad}{key[:-2]}: {value - 273.15:.0f} °C ({value} K)")
             else:
                 out.emit_text(f"{pad}{key}: {'-' if value is None else value}")
     elif isinstance(data, list):

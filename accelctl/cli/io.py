@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from accelctl.cli import _output as out
-from accelctl.cli._errors import ExitCode
+from accelctl.cli._errors import ExitCode, file_error
 from accelctl.cli._options import DeviceArg, JsonOpt
 
 app = typer.Typer(help="IO commands on one endpoint's device memory.", no_args_is_help=True)
@@ -20,18 +20,32 @@ InputOpt = Annotated[
 ]
 
 
-def _int(text: str, what: str) -> int:
+def _int(text: str, what: str, *, bits: int = 64) -> int:
     try:
         value = int(text, 0)
     except ValueError:
         raise typer.BadParameter(f"{what} is not a number: {text!r}") from None
     if value < 0:
         raise typer.BadParameter(f"{what} must not be negative")
+    if value >= 1 << bits:
+        raise typer.BadParameter(f"{what} {text} does not fit in {bits} bits (at most {(1 << bits) - 1:#x})")
     return value
 
 
 def _input(path: Path | None) -> bytes:
-    return path.read_bytes() if path is not None else sys.stdin.buffer.read()
+    if path is None:
+        return sys.stdin.buffer.read()
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise file_error(err, path, "read") from None
+
+
+def _output(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as err:
+        raise file_error(err, path, "write") from None
 
 
 def _emit(document: dict[str, Any], as_json: bool, text: str) -> None:
@@ -60,12 +74,18 @@ def read(
     address: AddressOpt = "0",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (default: stdout).")] = None,
 ) -> None:
-    """Read device memory to a file (or stdout, raw bytes)."""
+    """Read device memory to a file (or to stdout when it is a pipe: raw bytes are not for a
+    terminal)."""
     from accelctl import endpoints as ops
 
+    if output is None and out.stdout_is_terminal():
+        raise typer.BadParameter(
+            "raw device memory is not for a terminal: write it to a file with -o FILE, or pipe it "
+            "(| od -c, | xxd)", param_hint="'--output'",
+        )
     data = ops.read_data(ctx.obj.machine(), device, _int(address, "address"), _int(length, "length"))
     if output is not None:
-        output.write_bytes(data)
+        _output(output, data)
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -84,7 +104,7 @@ def fill(
     ctx.obj.json_errors = json
     from accelctl import endpoints as ops
 
-    result = ops.fill(ctx.obj.machine(), device, _int(address, "address"), _int(length, "length"), _int(pattern, "pattern"))
+    result = ops.fill(ctx.obj.machine(), device, _int(address, "address"), _int(length, "length"), _int(pattern, "pattern", bits=32))
     _emit(result, json, f"filled {result['bytes']} bytes at {result['address']} with {result['pattern']}")
 
 

@@ -52,4 +52,9 @@ def metrics_command(
     if output is None:
         out.emit_text(text)
     else:
-        write_atomically(output, text)
+        from accelctl.cli._errors import file_error
+
+        try:
+            write_atomically(output, text)
+        except OSError as err:
+            raise file_error(err, output, "write") from None
