@@ -103,6 +103,10 @@ def specs(draw):
                               f"gen = {draw(GENS)}", f"width = {draw(WIDTHS)}", f"serial = {0x1000 + cards * 0x10}"]
                     if draw(st.booleans()):
                         lines.append("trained = { width = 1 }")
+                    vfs = draw(st.integers(0, 2)) if layout == "single" else 0
+                    if vfs:  # SR-IOV: VFs beside their PF
+                        lines.append(f"vfs = {vfs}")
+                        names += [f"{name}.ep0.vf{v}" for v in range(vfs)]
                     expected[ident] += eps
                     names += [f"{name}.ep{e}" for e in range(eps)]
                     if layout == "switch":
