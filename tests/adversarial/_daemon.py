@@ -24,7 +24,7 @@ from accelctl.driver.transport import ControlChannel
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "sim"))
 
-from rawclient import CtrlError, Memfd, RawClient, write_cmd  # noqa: E402,F401
+from rawclient import CtrlError, Memfd, RawClient  # noqa: E402,F401 - re-exported for the tests
 
 BDF = "0000:41:00.0"
 OTHER_BDF = "0000:42:00.0"
@@ -96,6 +96,12 @@ class DaemonProcess:
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         return code
+
+
+def stop_cleanly(daemon: DaemonProcess) -> None:
+    """Stop ``daemon`` and fail unless it was still running until our SIGTERM ended it."""
+    code = daemon.stop()
+    assert code in (0, -15), f"daemon ended with {code}"
 
 
 def admin_request(daemon: DaemonProcess, cmd: int, payload: dict[str, Any] | bytes) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import pytest
 
 from accelctl.protocol import abi
 
-from ._daemon import BDF, CtrlError, DaemonProcess, RawClient, add_fault, admin_request, assert_survived
+from ._daemon import BDF, CtrlError, DaemonProcess, RawClient, admin_request, assert_survived
 
 
 @pytest.fixture
@@ -24,14 +24,6 @@ def short_workdir():
     d = Path(tempfile.mkdtemp(prefix="asim-st-"))  # AF_UNIX paths are short: not pytest's tmp_path
     yield d
     shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def daemon():
-    d = DaemonProcess()
-    yield d
-    code = d.stop()
-    assert code in (0, -15), f"daemon ended with {code}"
 
 
 def _refused(client: RawClient, cmd: int, payload: bytes) -> int:

@@ -19,15 +19,7 @@ from accelctl.protocol import abi
 from accelctl.driver.transport import ControlChannel
 from accelctl.sim.device.quota import MAX_CONNECTIONS_PER_PEER
 
-from ._daemon import BDF, OTHER_BDF, REPO, CtrlError, DaemonProcess, RawClient, add_fault, assert_survived
-
-
-@pytest.fixture
-def daemon():
-    d = DaemonProcess()
-    yield d
-    code = d.stop()
-    assert code in (0, -15), f"daemon ended with {code}"
+from ._daemon import BDF, OTHER_BDF, REPO, CtrlError, DaemonProcess, RawClient, add_fault, assert_survived, stop_cleanly
 
 
 def test_truncating_the_doorbell_page_is_refused(daemon):
@@ -199,7 +191,7 @@ def test_dma_mappings_of_one_process_do_not_exhaust_the_daemon():
             proc.stdin.close()
             proc.wait(timeout=30)
     finally:
-        assert daemon.stop() in (0, -15)
+        stop_cleanly(daemon)
 
 
 def test_refused_quota_is_enospc():
@@ -213,6 +205,6 @@ def test_refused_quota_is_enospc():
             assert c.json(abi.CtrlCmd.GET_INFO)["bdf"] == BDF  # the connection itself lives on
         assert_survived(daemon)
     finally:
-        assert daemon.stop() in (0, -15)
+        stop_cleanly(daemon)
 
 

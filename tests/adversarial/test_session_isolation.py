@@ -12,18 +12,10 @@ import pytest
 
 from accelctl.protocol import abi
 
-from ._daemon import BDF, CtrlError, DaemonProcess, RawClient, add_fault, admin_request, assert_survived
+from ._daemon import BDF, CtrlError, RawClient, add_fault, admin_request, assert_survived
 from ._second_user import OTHER_UID, needs_root, run_as_other_user
 
 MiB = 1 << 20
-
-
-@pytest.fixture
-def daemon():
-    d = DaemonProcess()
-    yield d
-    code = d.stop()
-    assert code in (0, -15), f"daemon ended with {code}"
 
 
 # --- faults -----------------------------------------------------------------------------------

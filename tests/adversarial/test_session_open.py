@@ -13,14 +13,7 @@ import pytest
 from accelctl.driver.session import Session
 from accelctl.protocol import abi
 
-from ._daemon import BDF, DaemonProcess, add_fault, admin_request, assert_survived
-
-
-@pytest.fixture
-def daemon():
-    d = DaemonProcess()
-    yield d
-    assert d.stop() in (0, -15)
+from ._daemon import BDF, add_fault, admin_request, assert_survived
 
 
 @pytest.mark.parametrize(("opcode", "wait"), [

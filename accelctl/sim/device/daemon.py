@@ -311,30 +311,28 @@ class DeviceDaemon:
     def _close_listeners(self) -> None:
         for ep in self.endpoints.values():
             self._close_listener(ep)
-        if self._admin_listener is not None:
-            try:
-                self._sel.unregister(self._admin_listener)
-            except (KeyError, ValueError):
-                pass
-            self._admin_listener.close()
-            self._admin_listener = None
-            try:
-                self.admin_socket_path.unlink()
-            except FileNotFoundError:
-                pass
+        self._unlisten(self._admin_listener, self.admin_socket_path)
+        self._admin_listener = None
 
     def _close_listener(self, ep: Endpoint) -> None:
-        if ep.listener is None:
-            return
-        try:
-            self._sel.unregister(ep.listener)
-        except (KeyError, ValueError):
-            pass
-        ep.listener.close()
+        self._unlisten(ep.listener, ep.socket_path)
         ep.listener = None
+
+    def _unlisten(self, sock: socket.socket | None, path: Path) -> None:
+        """Stop listening on ``sock`` and remove its socket file."""
+        if sock is None:
+            return
+        self._forget(sock)
+        sock.close()
         try:
-            ep.socket_path.unlink()
+            path.unlink()
         except FileNotFoundError:
+            pass
+
+    def _forget(self, sock: socket.socket) -> None:
+        try:
+            self._sel.unregister(sock)
+        except (KeyError, ValueError):
             pass
 
     # ==========================================================================================
@@ -468,10 +466,7 @@ class DeviceDaemon:
         ep = conn.endpoint
         fileno = conn.sock.fileno()
         if fileno >= 0:
-            try:
-                self._sel.unregister(conn.sock)
-            except (KeyError, ValueError):
-                pass
+            self._forget(conn.sock)
             ep.connections.pop(fileno, None)
         conn.session.release()
         conn.sock.close()
@@ -581,10 +576,7 @@ class DeviceDaemon:
     def _drop_admin(self, conn: AdminConnection) -> None:
         fileno = conn.sock.fileno()
         if fileno >= 0:
-            try:
-                self._sel.unregister(conn.sock)
-            except (KeyError, ValueError):
-                pass
+            self._forget(conn.sock)
             self._admin_conns.pop(fileno, None)
         conn.sock.close()
 

@@ -19,8 +19,9 @@ import resource
 from collections.abc import Iterable
 from typing import Protocol
 
-#: Connections one peer process may hold across every endpoint of the daemon.
-MAX_CONNECTIONS_PER_PEER = 32
+#: Connections one peer process may hold across every endpoint of the daemon (a runtime with two
+#: sessions on each of 16 endpoints needs 32; an idle-connection flood stops here).
+MAX_CONNECTIONS_PER_PEER = 64
 #: Connections per endpoint, from every peer together.
 MAX_CONNECTIONS_PER_ENDPOINT = 256
 #: Descriptors always kept free for accepting, answering and the daemon's own files.
