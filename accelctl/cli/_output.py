@@ -76,6 +76,8 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "reset": 2,  # 2: affected[].card "card1" -> 1, address -> name
     "snapshot": 1,
     "sim": 1,
+    "sim status": 2,  # 2: {simulators: [...], machine} (was one fixture's status object)
+    "sim serve": 2,  # 2: {simulators: [the one started]} (was its status object)
     "fixture": 1,
     "bench": 1,
 }

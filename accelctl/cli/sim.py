@@ -20,8 +20,6 @@ FixtureOpt = Annotated[
 RootOpt = Annotated[
     Optional[Path], typer.Option("--sysfs-root", help="A fixture tree (default: the global --sysfs-root).")
 ]
-#: JSON of `sim status`: a list of simulators (was one status object for one fixture).
-STATUS_SCHEMA_VERSION = 2
 
 
 def _machine(ctx: typer.Context, fixture: str | None, sysfs_root: Path | None) -> Any:
@@ -77,7 +75,7 @@ def serve(
         return
     st = machine.platform.start_daemon(faults=faults, spin_us=spin_us)
     if json:
-        out.emit_json({"schema_version": STATUS_SCHEMA_VERSION, "simulators": [st.to_dict()]})
+        out.emit_json({"simulators": [st.to_dict()]})
     else:
         out.emit_text(_describe(st) + f"\nstop it with: {stop_command(st.root)}")
 
@@ -93,7 +91,7 @@ def status(ctx: typer.Context, fixture: FixtureOpt = None, sysfs_root: RootOpt =
     sims = service.running()
     mine = service.status(machine.root.path) if machine is not None else None
     if json:
-        doc: dict[str, Any] = {"schema_version": STATUS_SCHEMA_VERSION, "simulators": [st.to_dict() for st in sims]}
+        doc: dict[str, Any] = {"simulators": [st.to_dict() for st in sims]}
         doc["machine"] = None if mine is None else mine.to_dict()
         out.emit_json(doc)
     elif not sims:
@@ -122,7 +120,7 @@ def stop(
     if all_:
         results = service.stop_all()
         if json:
-            out.emit_json({"schema_version": 1, "stopped": [st.root for st, done in results if done],
+            out.emit_json({"stopped": [st.root for st, done in results if done],
                            "left": [st.to_dict() for st, done in results if not done]})
             return
         lines = [f"{'stopped' if done else 'left'}  {_name(st)}" + ("" if done else f" ({st.describe()})")
@@ -134,7 +132,7 @@ def stop(
         raise typer.BadParameter("name the fixture (--fixture NAME or --sysfs-root DIR), or stop every one with --all")
     stopped = service.stop(machine.root.path)
     if json:
-        out.emit_json({"schema_version": 1, "stopped": stopped})
+        out.emit_json({"stopped": stopped})
     else:
         out.emit_text("stopped" if stopped else f"not running for {machine.source.name}")
 

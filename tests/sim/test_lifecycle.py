@@ -43,6 +43,7 @@ def test_status_lists_every_running_simulator(env):
     assert sorted(two["sockets"]) == endpoints
     assert two["started_by"] == "on-demand" and two["idle_exit_s"] == 120 and two["mode"] == "process"
     assert doc["machine"]["fixture"] == "one-card" and doc["machine"]["running"] is True
+    assert doc["schema_version"] == 2  # the list replaced one fixture's status object
     text = run(env, "sim", "status").stdout.decode()
     assert "one-card: pid" in text and "two-socket: pid" in text and "exits after 120 s" in text
 
