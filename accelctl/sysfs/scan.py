@@ -65,6 +65,7 @@ VF_ID_ATTRS = ("vendor", "device")
 _ALL_ATTRS = SYSFS_ONLY_ATTRS + CONFIG_BACKED_ATTRS + AER_ATTRS + ROOT_PORT_ATTRS
 #: Links whose target's basename is the fact (driver name, group number, PF address).
 LINK_ATTRS = ("driver", "iommu_group", "physfn")
+_LINKS_NOT_VF = ("driver", "iommu_group")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _FILE_FLAGS = ATTR_OPEN_FLAGS
@@ -131,13 +132,14 @@ def scan_tree(root: SysfsRoot, *, cross_check: bool = False) -> RawTree:
     host_bridges: dict[str, RawHostBridge] = {}
     #: parent directory -> its node id (many functions share one: VFs, functions of a device)
     parent_ids: dict[str, str | None] = {}
+    walked: set[str] = set()
     for name, path in dev_dirs:
         parent_dir = path[: path.rfind("/")]
         if parent_dir in parent_ids:
             parent = parent_ids[parent_dir]
         else:
             parent = parent_ids[parent_dir] = _parent_id(path)
-            _note_host_bridge(path, host_bridges)
+            _note_host_bridge(path, host_bridges, walked)
         fn = _read_function(name, path, parent, warnings, cross_check, functions)
         if fn is not None:
             functions[name] = fn
@@ -270,21 +272,27 @@ def _parent_id(path: str) -> str | None:
     return None
 
 
-def _note_host_bridge(path: str, host_bridges: dict[str, RawHostBridge]) -> None:
-    """Record the root bus directories above a function (several levels when nested in VMD)."""
-    d = os.path.dirname(path)
-    while True:
-        base = os.path.basename(d)
+def _note_host_bridge(path: str, host_bridges: dict[str, RawHostBridge],
+                      walked: set[str] | None = None) -> None:
+    """Record the root bus directory above a function. `walked`: directories whose way up was
+    walked already (the walk stops there: siblings and cousins share their ancestors)."""
+    d = path[: path.rfind("/")]
+    passed = []
+    while walked is None or d not in walked:
+        base = d[d.rfind("/") + 1:]
         m = HOST_BRIDGE_NAME.match(base)
         if m:
             if base not in host_bridges:
                 host_bridges[base] = RawHostBridge(
                     base, int(m.group(1), 16), int(m.group(2), 16), d, _parent_id(d)
                 )
-            return
+            break
         if not SYSFS_NAME.match(base):
-            return
-        d = os.path.dirname(d)
+            break
+        passed.append(d)
+        d = d[: d.rfind("/")]
+    if walked is not None:
+        walked.update(passed)
 
 
 def _read_function(
@@ -359,7 +367,11 @@ def _read_function_at(
         unreadable["config"] = err.reason
         data = None
     readlink = os.readlink
-    for link in LINK_ATTRS:
+    # Only an SR-IOV VF has a physfn link, and a VF's vendor id register reads ffff by
+    # specification: a function whose config says otherwise is not one (a readlink saved on
+    # every PF, bridge and host function).
+    maybe_vf = data is None or data[:2] in (b"\xff\xff", b"\xff", b"")
+    for link in LINK_ATTRS if maybe_vf else _LINKS_NOT_VF:
         try:
             target = readlink(link, dir_fd=dfd)
         except OSError:
@@ -436,6 +448,8 @@ def _list_children(dfd: int, fn: FunctionRecord) -> None:
     children = []
     prefix = fn.name + ":pcie"
     for name in names:
+        if ":" not in name:
+            continue  # an attribute file or a driver's folder (most of the listing)
         if name.startswith(prefix):
             code = name[len(prefix):]
             try:
