@@ -70,16 +70,18 @@ class ConfigSpace(_Record):
     """What a config-space read told us. None means "could not be read", never "zero"."""
 
     __slots__ = (
-        "size", "all_ones", "vendor_id", "device_id", "class_code", "revision",
+        "size", "header_only", "all_ones", "vendor_id", "device_id", "class_code", "revision",
         "subsystem_vendor_id", "subsystem_id", "header_type", "multifunction", "has_cap_list",
         "primary_bus", "secondary_bus", "subordinate_bus", "bridge_control", "mem_window",
         "pref_window", "caps_complete", "ext_caps_complete", "cap_ids", "ext_cap_ids", "pcie",
         "dsn", "acs_cap", "acs_ctrl", "aer_uncor_status", "aer_cor_status", "sriov_total_vfs",
-        "sriov_num_vfs", "dpc_status", "has_rebar", "notes",
+        "sriov_num_vfs", "sriov_vf_device", "dpc_status", "has_rebar", "notes",
     )
 
     def __init__(self, size: int) -> None:
         self.size = size
+        #: decoded to the common header only (decode_config(header_only=True))
+        self.header_only = False
         self.all_ones = False
         self.vendor_id: int | None = None
         self.device_id: int | None = None
@@ -110,9 +112,19 @@ class ConfigSpace(_Record):
         self.aer_cor_status: int | None = None
         self.sriov_total_vfs: int | None = None
         self.sriov_num_vfs: int | None = None
+        #: the SR-IOV capability's VF Device ID (what the kernel calls this PF's VFs)
+        self.sriov_vf_device: int | None = None
         self.dpc_status: int | None = None
         self.has_rebar = False
         self.notes: list[str] = []
+
+
+def vf_ids(cfg: ConfigSpace) -> tuple[int, int] | None:
+    """(vendor, device) the kernel gives an SR-IOV PF's VFs: the PF's vendor and its SR-IOV
+    capability's VF Device ID (a VF's own id registers read ffff). None when config cannot say."""
+    if cfg.sriov_vf_device is None or cfg.vendor_id is None or cfg.vendor_id == 0xFFFF:
+        return None
+    return cfg.vendor_id, cfg.sriov_vf_device
 
 
 def _u8(data: bytes, off: int) -> int | None:
@@ -159,17 +171,6 @@ def find_ext_capability(data: bytes, cap_id: int) -> int | None:
     return None
 
 
-def sriov_vf_ids(pf_config: bytes) -> tuple[int, int] | None:
-    """(vendor, device) the kernel gives this PF's VFs: the PF's vendor and the SR-IOV
-    capability's VF Device ID (a VF's own id registers read ffff). None when config cannot say."""
-    if len(pf_config) < 4 or pf_config[:2] == b"\xff\xff":
-        return None
-    ptr = find_ext_capability(pf_config, regs.EXT_CAP_ID_SRIOV)
-    if ptr is None or ptr + regs.SRIOV_VF_DID + 2 > len(pf_config):
-        return None
-    return _U16.unpack_from(pf_config, 0)[0], _U16.unpack_from(pf_config, ptr + regs.SRIOV_VF_DID)[0]
-
-
 def decode_config(data: bytes, *, header_only: bool = False) -> ConfigSpace:
     """Decode whatever part of config space `data` holds. Never raises on any input.
 
@@ -208,6 +209,7 @@ def decode_config(data: bytes, *, header_only: bool = False) -> ConfigSpace:
         cfg.subsystem_vendor_id = _u16(data, regs.SUBSYSTEM_VENDOR_ID)
         cfg.subsystem_id = _u16(data, regs.SUBSYSTEM_ID)
     if header_only:
+        cfg.header_only = True
         return cfg
     if len(data) < regs.STANDARD_CONFIG_BYTES:
         if len(data) <= regs.UNPRIVILEGED_CONFIG_BYTES:
@@ -372,6 +374,7 @@ def _decode_ext(data: bytes, ptr: int, cap_id: int, cfg: ConfigSpace) -> None:
     elif cap_id == regs.EXT_CAP_ID_SRIOV:
         cfg.sriov_total_vfs = _u16(data, ptr + regs.SRIOV_TOTAL_VF)
         cfg.sriov_num_vfs = _u16(data, ptr + regs.SRIOV_NUM_VF)
+        cfg.sriov_vf_device = _u16(data, ptr + regs.SRIOV_VF_DID)
     elif cap_id == regs.EXT_CAP_ID_DPC:
         cfg.dpc_status = _u16(data, ptr + regs.DPC_STATUS)
     elif cap_id == regs.EXT_CAP_ID_REBAR:

@@ -1,8 +1,10 @@
-"""One pass over a sysfs tree: every PCI function's attributes, links and config bytes.
+"""One pass over a sysfs tree: every PCI function's attributes, links and config space.
 
-The result is raw (text and bytes, as found); accelctl.topology.build interprets it. Enumeration
-is tolerant: a broken entry becomes a warning and the scan goes on. A tree with no PCI devices at
-all is an error, because nothing downstream can do anything useful with it.
+The result is one typed record per function (accelctl.sysfs.record.FunctionRecord): attributes
+parsed and config space decoded, each once, here; accelctl.topology.build interprets the records
+without knowing attribute names or formats. Enumeration is tolerant: a broken entry becomes a
+warning and the scan goes on. A tree with no PCI devices at all is an error, because nothing
+downstream can do anything useful with it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass, field
 from accelctl.errors import AccelError, SysfsRootError
 from accelctl.pci.bdf import HOST_BRIDGE_NAME, SYSFS_NAME
 from accelctl.sysfs.attrs import parse_slot_address
-from accelctl.sysfs.config import find_capability, find_ext_capability, sriov_vf_ids
+from accelctl.sysfs.config import ConfigSpace, decode_config, find_ext_capability, vf_ids
+from accelctl.sysfs.record import FunctionRecord, apply_attributes
 from accelctl.sysfs.root import ATTR_OPEN_FLAGS, MAX_ATTR_BYTES, NOT_REGULAR, SysfsRoot, Unreadable, read_bytes
 
 #: Attributes only sysfs has: read for every function (a missing file is simply absent).
@@ -62,14 +65,15 @@ VF_ID_ATTRS = ("vendor", "device")
 _ALL_ATTRS = SYSFS_ONLY_ATTRS + CONFIG_BACKED_ATTRS + AER_ATTRS + ROOT_PORT_ATTRS
 #: Links whose target's basename is the fact (driver name, group number, PF address).
 LINK_ATTRS = ("driver", "iommu_group", "physfn")
+_LINKS_NOT_VF = ("driver", "iommu_group")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _FILE_FLAGS = ATTR_OPEN_FLAGS
 _ROOT_PORT_TYPES = (0x4, 0xA)  # PCIe root port, RC event collector
 _STANDARD_CONFIG_BYTES = 256
 _ALL_ONES_U32 = b"\xff\xff\xff\xff"
-_PCIE_CAP_ID = 0x10
 _AER_EXT_CAP_ID = 0x0001
+_HEADER_BRIDGE = 1
 
 
 @dataclass(slots=True)
@@ -85,30 +89,6 @@ class ScanWarning:
 
 
 @dataclass(slots=True)
-class RawFunction:
-    """A PCI function as found in sysfs."""
-
-    name: str
-    path: str
-    #: Parent node id from the directory nesting: a BDF, a host bridge ``pciDDDD:BB``, or None
-    #: when the tree is flat (then the parent is inferred from bus numbers).
-    parent: str | None
-    attrs: dict[str, str] = field(default_factory=dict)
-    links: dict[str, str] = field(default_factory=dict)
-    config: bytes | None = None
-    #: attribute -> why it could not be read
-    unreadable: dict[str, str] = field(default_factory=dict)
-    #: For an SR-IOV PF: the (vendor, device) the kernel gives its VFs, from config
-    #: (accelctl.sysfs.config.sriov_vf_ids); None when not a PF or config cannot say.
-    vf_ids: tuple[int, int] | None = None
-    #: Names of the PCI function directories nested in this one (listed for bridges and other
-    #: functions that can hold a bus, so functions bus/pci/devices does not list are found).
-    child_names: tuple[str, ...] = ()
-    #: The PCIe port type its portdrv service children (``<bdf>:pcieNNN``) encode, or None.
-    service_port_type: int | None = None
-
-
-@dataclass(slots=True)
 class RawHostBridge:
     id: str
     domain: int
@@ -120,8 +100,10 @@ class RawHostBridge:
 
 @dataclass(slots=True)
 class RawTree:
+    """What one scan found: typed records, not yet a topology."""
+
     root: SysfsRoot
-    functions: dict[str, RawFunction]
+    functions: dict[str, FunctionRecord]
     host_bridges: dict[str, RawHostBridge]
     #: (domain, bus, device) -> physical slot name, from bus/pci/slots
     slots: dict[tuple[int, int, int], str]
@@ -146,17 +128,18 @@ def scan_tree(root: SysfsRoot, *, cross_check: bool = False) -> RawTree:
             path=root.path,
             hint="expected bus/pci/devices/<BDF> (like /sys); build a fixture with 'accelctl fixture build'",
         )
-    functions: dict[str, RawFunction] = {}
+    functions: dict[str, FunctionRecord] = {}
     host_bridges: dict[str, RawHostBridge] = {}
     #: parent directory -> its node id (many functions share one: VFs, functions of a device)
     parent_ids: dict[str, str | None] = {}
+    walked: set[str] = set()
     for name, path in dev_dirs:
         parent_dir = path[: path.rfind("/")]
         if parent_dir in parent_ids:
             parent = parent_ids[parent_dir]
         else:
             parent = parent_ids[parent_dir] = _parent_id(path)
-            _note_host_bridge(path, host_bridges)
+            _note_host_bridge(path, host_bridges, walked)
         fn = _read_function(name, path, parent, warnings, cross_check, functions)
         if fn is not None:
             functions[name] = fn
@@ -166,7 +149,7 @@ def scan_tree(root: SysfsRoot, *, cross_check: bool = False) -> RawTree:
 
 def _read_unlisted(
     root: SysfsRoot,
-    functions: dict[str, RawFunction],
+    functions: dict[str, FunctionRecord],
     host_bridges: dict[str, RawHostBridge],
     warnings: list[ScanWarning],
     cross_check: bool,
@@ -289,21 +272,27 @@ def _parent_id(path: str) -> str | None:
     return None
 
 
-def _note_host_bridge(path: str, host_bridges: dict[str, RawHostBridge]) -> None:
-    """Record the root bus directories above a function (several levels when nested in VMD)."""
-    d = os.path.dirname(path)
-    while True:
-        base = os.path.basename(d)
+def _note_host_bridge(path: str, host_bridges: dict[str, RawHostBridge],
+                      walked: set[str] | None = None) -> None:
+    """Record the root bus directory above a function. `walked`: directories whose way up was
+    walked already (the walk stops there: siblings and cousins share their ancestors)."""
+    d = path[: path.rfind("/")]
+    passed = []
+    while walked is None or d not in walked:
+        base = d[d.rfind("/") + 1:]
         m = HOST_BRIDGE_NAME.match(base)
         if m:
             if base not in host_bridges:
                 host_bridges[base] = RawHostBridge(
                     base, int(m.group(1), 16), int(m.group(2), 16), d, _parent_id(d)
                 )
-            return
+            break
         if not SYSFS_NAME.match(base):
-            return
-        d = os.path.dirname(d)
+            break
+        passed.append(d)
+        d = d[: d.rfind("/")]
+    if walked is not None:
+        walked.update(passed)
 
 
 def _read_function(
@@ -312,9 +301,9 @@ def _read_function(
     parent: str | None,
     warnings: list[ScanWarning],
     cross_check: bool,
-    scanned: dict[str, RawFunction],
-) -> RawFunction | None:
-    fn = RawFunction(name, path, parent, {}, {}, None, {})
+    scanned: dict[str, FunctionRecord],
+) -> FunctionRecord | None:
+    fn = FunctionRecord(name, path, parent)
     try:
         dfd = os.open(path, _DIR_FLAGS)
     except (FileNotFoundError, NotADirectoryError):
@@ -335,62 +324,84 @@ def _read_function(
     return fn
 
 
-def _wanted_attrs(cfg: bytes | None, cross_check: bool, pf: RawFunction | None) -> tuple[str, ...]:
-    """The attribute files worth opening for a function, given its config bytes (and, for an
-    SR-IOV VF, its PF's)."""
-    if cross_check or cfg is None or len(cfg) < _STANDARD_CONFIG_BYTES or cfg[8:12] == _ALL_ONES_U32:
+def _wanted_attrs(data: bytes | None, cfg: ConfigSpace | None, cross_check: bool,
+                  pf: FunctionRecord | None) -> tuple[str, ...]:
+    """The attribute files worth opening for a function, given its config (raw and decoded)
+    and, for an SR-IOV VF, its PF's record."""
+    if cross_check or data is None or cfg is None or len(data) < _STANDARD_CONFIG_BYTES \
+            or data[8:12] == _ALL_ONES_U32:
         # Config cannot stand in for the attributes: privilege-limited (64 bytes), missing, or
         # a dead device reading all ones (whose cached ids and link state only sysfs still has;
         # class ffffff is never valid, so it tells a dead function from a VF).
         return _ALL_ATTRS
     wanted = SYSFS_ONLY_ATTRS
-    if cfg[:2] == b"\xff\xff" and (pf is None or pf.vf_ids is None):
+    is_vf = data[:2] == b"\xff\xff"
+    if is_vf and (pf is None or pf.vf_ids is None):
         # An SR-IOV VF: its Vendor and Device ID registers read ffff by specification; every
         # other register (class, capabilities, link) is its own and real. The kernel gives it
         # the PF's vendor and the PF's SR-IOV "VF Device ID"; read what it cached only when the
         # PF's config cannot say (accelctl.topology.build fills the ids from the PF otherwise).
         wanted += VF_ID_ATTRS
-    if find_ext_capability(cfg, _AER_EXT_CAP_ID) is not None:
+    # A VF's config is decoded to its header only (its link, serial and ACS are its PF's): one
+    # bounded look for the AER capability it may have of its own.
+    has_aer = (find_ext_capability(data, _AER_EXT_CAP_ID) is not None if cfg.header_only
+               else _AER_EXT_CAP_ID in cfg.ext_cap_ids)
+    if has_aer:
         wanted += AER_ATTRS
-    if cfg[0x0E] & 0x7F == 1:
+    bridge = cfg.header_type == _HEADER_BRIDGE
+    if bridge:
         wanted += BRIDGE_ATTRS
     # Root ports (bridges) and RC event collectors (base class 08) may have root AER totals.
-    if (cfg[0x0E] & 0x7F == 1 or cfg[0x0B] == 0x08) and _pcie_port_type(cfg) in _ROOT_PORT_TYPES:
+    if (bridge or data[0x0B] == 0x08) and cfg.pcie is not None and cfg.pcie.port_type in _ROOT_PORT_TYPES:
         wanted += ROOT_PORT_ATTRS
     return wanted
 
 
 def _read_function_at(
-    dfd: int, fn: RawFunction, cross_check: bool, scanned: dict[str, RawFunction]
+    dfd: int, fn: FunctionRecord, cross_check: bool, scanned: dict[str, FunctionRecord]
 ) -> None:
-    attrs, unreadable, links = fn.attrs, fn.unreadable, fn.links
+    unreadable = fn.unreadable
     try:
-        fn.config = cfg = read_bytes("config", dir_fd=dfd)
+        data = read_bytes("config", dir_fd=dfd)
     except Unreadable as err:
         unreadable["config"] = err.reason
-        cfg = None
+        data = None
     readlink = os.readlink
-    for link in LINK_ATTRS:
+    # Only an SR-IOV VF has a physfn link, and a VF's vendor id register reads ffff by
+    # specification: a function whose config says otherwise is not one (a readlink saved on
+    # every PF, bridge and host function).
+    maybe_vf = data is None or data[:2] in (b"\xff\xff", b"\xff", b"")
+    for link in LINK_ATTRS if maybe_vf else _LINKS_NOT_VF:
         try:
             target = readlink(link, dir_fd=dfd)
         except OSError:
             continue
         base = target.rstrip("/").rpartition("/")[2]
-        if base:
-            links[link] = base
-    if "physfn" in links:
+        if not base:
+            continue
+        if link == "driver":
+            fn.driver = base
+        elif link == "physfn":
+            fn.physfn = base
+        elif base.isdigit():
+            fn.iommu_group = int(base)
+    # Decoded once, here: an SR-IOV VF's header only (its link, serial, ACS and AER are its
+    # PF's; thousands of them on a large machine).
+    cfg = fn.config = decode_config(data, header_only=fn.physfn is not None) if data is not None else None
+    if fn.physfn is not None:
         # A PF sorts before its VFs (higher routing ids on the same or a later bus), so it is
         # in `scanned` by the time its VFs are read.
-        pf = scanned.get(links["physfn"])
+        pf = scanned.get(fn.physfn)
     else:
         pf = None
-        if cfg is not None and len(cfg) > _STANDARD_CONFIG_BYTES:
-            fn.vf_ids = sriov_vf_ids(cfg)
+        if cfg is not None:
+            fn.vf_ids = vf_ids(cfg)
     # os.open/os.read bound to locals and inlined: this loop runs ~6 times per function, tens
     # of thousands of times on a large machine (see read_bytes for why one read() suffices).
     open_, read, close, fstat, is_reg = os.open, os.read, os.close, os.fstat, stat.S_ISREG
     flags = _FILE_FLAGS
-    for attr in _wanted_attrs(cfg, cross_check, pf):
+    attrs: dict[str, str] = {}
+    for attr in _wanted_attrs(data, cfg, cross_check, pf):
         try:
             fd = open_(attr, flags, dir_fd=dfd)
         except (FileNotFoundError, NotADirectoryError):
@@ -402,14 +413,22 @@ def _read_function_at(
             if not is_reg(fstat(fd).st_mode):
                 unreadable[attr] = NOT_REGULAR
                 continue
-            data = read(fd, MAX_ATTR_BYTES)
+            text = read(fd, MAX_ATTR_BYTES)
         except OSError as err:
             unreadable[attr] = Unreadable(err).reason
             continue
         finally:
             close(fd)
-        attrs[attr] = data.decode("utf-8", "replace").strip()
-    if _may_hold_a_bus(cfg, attrs):
+        attrs[attr] = text.decode("utf-8", "replace").strip()
+    apply_attributes(fn, attrs)
+    if data is not None and len(data) > 0x0E and data[8:12] != _ALL_ONES_U32:
+        fn.is_bridge = data[0x0E] & 0x7F == _HEADER_BRIDGE
+        holds_a_bus = data[0x0E] & 0x7F in (1, 2) or (data[0x0B], data[0x0A]) == (0x01, 0x04)
+    else:
+        cls = attrs.get("class", "")[:6]
+        fn.is_bridge = cls == "0x0604"
+        holds_a_bus = cls in _BUS_HOLDER_CLASSES
+    if holds_a_bus:
         _list_children(dfd, fn)
 
 
@@ -418,13 +437,7 @@ def _read_function_at(
 _BUS_HOLDER_CLASSES = ("0x0604", "0x0607", "0x0104")
 
 
-def _may_hold_a_bus(cfg: bytes | None, attrs: dict[str, str]) -> bool:
-    if cfg is not None and len(cfg) > 0x0E and cfg[8:12] != _ALL_ONES_U32:
-        return cfg[0x0E] & 0x7F in (1, 2) or (cfg[0x0B], cfg[0x0A]) == (0x01, 0x04)
-    return attrs.get("class", "")[:6] in _BUS_HOLDER_CLASSES
-
-
-def _list_children(dfd: int, fn: RawFunction) -> None:
+def _list_children(dfd: int, fn: FunctionRecord) -> None:
     """The PCI functions nested in `fn`'s directory, and the port type its portdrv service
     children encode: ``<bdf>:pcieNN`` (older kernels: (type - 4) << 4 | service) or
     ``<bdf>:pcieNNN`` ((type - 4) << 8 | service)."""
@@ -435,6 +448,8 @@ def _list_children(dfd: int, fn: RawFunction) -> None:
     children = []
     prefix = fn.name + ":pcie"
     for name in names:
+        if ":" not in name:
+            continue  # an attribute file or a driver's folder (most of the listing)
         if name.startswith(prefix):
             code = name[len(prefix):]
             try:
@@ -448,16 +463,6 @@ def _list_children(dfd: int, fn: RawFunction) -> None:
         elif SYSFS_NAME.match(name) or HOST_BRIDGE_NAME.match(name):
             children.append(name)
     fn.child_names = tuple(sorted(children))
-
-
-def _pcie_port_type(cfg: bytes | None) -> int | None:
-    """The PCIe port type, from the Express capability's flags (None when not readable)."""
-    if cfg is None:
-        return None
-    ptr = find_capability(cfg, _PCIE_CAP_ID)
-    if ptr is None or ptr + 3 > len(cfg):
-        return None
-    return (cfg[ptr + 2] >> 4) & 0xF
 
 
 def _read_slots(root: SysfsRoot, warnings: list[ScanWarning]) -> dict[tuple[int, int, int], str]:

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 
 from accelctl.pci import regs
 from accelctl.pci.bdf import Bdf, host_bridge_id
-from accelctl.sysfs import attrs as A
-from accelctl.sysfs.config import ConfigSpace, decode_config
+from accelctl.sysfs.config import ConfigSpace
+from accelctl.sysfs.record import FunctionRecord
 from accelctl.sysfs.root import SysfsRoot
-from accelctl.sysfs.scan import RawFunction, RawTree, ScanWarning, scan_tree
+from accelctl.sysfs.scan import RawTree, ScanWarning, scan_tree
 from accelctl.topology.accel import ACCEL_IDS_ENV, AcceleratorMatcher
 from accelctl.topology.model import Acs, HostBridge, Link, NodeKind, PciFunction
 
@@ -35,7 +35,6 @@ _PORT_KINDS = {
     regs.PortType.RC_ENDPOINT: NodeKind.RC_ENDPOINT,
     regs.PortType.RC_EVENT_COLLECTOR: NodeKind.RC_EVENT_COLLECTOR,
 }
-_BRIDGE_WINDOW_NAMES = ("io_window", "mem_window", "pref_window")
 
 
 def build_topology(
@@ -109,7 +108,7 @@ class _Nodes:
         self.children: dict[str, list[str]] = {}
 
 
-def _depth(raw: RawFunction) -> int:
+def _depth(raw: FunctionRecord) -> int:
     return raw.path.count(os.sep)
 
 
@@ -117,14 +116,10 @@ def _build_nodes(raw: RawTree, warnings: list[ScanWarning]) -> _Nodes:
     out = _Nodes()
     for hb in raw.host_bridges.values():
         out.host_bridges[hb.id] = HostBridge(hb.id, hb.domain, hb.bus, hb.path, hb.parent)
-    configs: dict[str, ConfigSpace | None] = {}
     shape = _Shape(raw)
     # Parents before children, so structural kind inference can look at the parent's kind.
     for r in sorted(raw.functions.values(), key=lambda r: (_depth(r), r.name)):
-        is_vf = "physfn" in r.links
-        cfg = decode_config(r.config, header_only=is_vf) if r.config is not None else None
-        configs[r.name] = cfg
-        fn = _make_function(r, cfg, raw, out, warnings, shape)
+        fn = _make_function(r, raw, out, warnings, shape)
         out.functions[fn.id] = fn
     _link_flat_parents(out, warnings)
     _repair_parents(out, warnings)
@@ -138,7 +133,7 @@ def _build_nodes(raw: RawTree, warnings: list[ScanWarning]) -> _Nodes:
         numa = {k.numa_node for k in kids if k.numa_node is not None}
         hb.numa_node = numa.pop() if len(numa) == 1 else None
     _check_bus_ranges(out, warnings)
-    _report_limited_config(configs, warnings)
+    _report_limited_config(raw.functions.values(), warnings)
     return out
 
 
@@ -153,21 +148,14 @@ class _Shape:
         self._bridge_parents: set[str] | None = None
         #: pcieport binds every PCIe root port and switch port (drivers/pci/pcie/portdrv.c); when
         #: it is bound anywhere, a bridge it is not bound to is not one of those.
-        self.pcieport_runs = any(r.links.get("driver") == "pcieport" for r in raw.functions.values())
+        self.pcieport_runs = any(r.driver == "pcieport" for r in raw.functions.values())
 
     def has_bridge_below(self, fn_id: str) -> bool:
         if self._bridge_parents is None:
             self._bridge_parents = {
-                r.parent for r in self._raw.functions.values() if r.parent and _raw_is_bridge(r)
+                r.parent for r in self._raw.functions.values() if r.parent and r.is_bridge
             }
         return fn_id in self._bridge_parents
-
-
-def _raw_is_bridge(r: RawFunction) -> bool:
-    cfg = r.config
-    if cfg is not None and len(cfg) > regs.HEADER_TYPE and cfg[8:12] != b"\xff\xff\xff\xff":
-        return cfg[regs.HEADER_TYPE] & regs.HEADER_TYPE_MASK == regs.HEADER_BRIDGE
-    return r.attrs.get("class", "")[:6] == "0x0604"
 
 
 def _repair_parents(out: _Nodes, warnings: list[ScanWarning]) -> None:
@@ -197,32 +185,30 @@ def _repair_parents(out: _Nodes, warnings: list[ScanWarning]) -> None:
 
 
 def _make_function(
-    r: RawFunction,
-    cfg: ConfigSpace | None,
+    r: FunctionRecord,
     raw: RawTree,
     out: _Nodes,
     warnings: list[ScanWarning],
     shape: _Shape,
 ) -> PciFunction:
-    a = r.attrs
+    cfg = r.config
     bdf = Bdf.from_sysfs_name(r.name)
     # The kernel's "%04x:%02x:%02x.%d" name is already the canonical id; a longer domain may
     # carry leading zeros in a hand-made tree.
     fn_id = r.name if len(r.name) == 12 else str(bdf)
     fn = PciFunction(id=fn_id, bdf=bdf, parent=r.parent, kind=NodeKind.ENDPOINT, path=r.path)
-    fn.vendor_id = _hex(a, "vendor", cfg.vendor_id if cfg else None)
-    fn.device_id = _hex(a, "device", cfg.device_id if cfg else None)
-    fn.subsystem_vendor_id = _hex(a, "subsystem_vendor", cfg.subsystem_vendor_id if cfg else None)
-    fn.subsystem_device_id = _hex(a, "subsystem_device", cfg.subsystem_id if cfg else None)
-    fn.class_code = _hex(a, "class", cfg.class_code if cfg else None)
-    fn.revision = _hex(a, "revision", cfg.revision if cfg else None)
-    numa = A.parse_int(a["numa_node"]) if "numa_node" in a else None
-    fn.numa_node = numa if numa is not None and numa >= 0 else None
-    group = r.links.get("iommu_group")
-    fn.iommu_group = int(group) if group and group.isdigit() else None
-    fn.driver = r.links.get("driver")
-    fn.physfn = r.links.get("physfn")
-    if fn.physfn is not None and fn.vendor_id == 0xFFFF and "vendor" not in a:
+    # The attributes first (the kernel's cached view, right for a dead device too), else config.
+    fn.vendor_id = _first(r.vendor_id, cfg.vendor_id if cfg else None)
+    fn.device_id = _first(r.device_id, cfg.device_id if cfg else None)
+    fn.subsystem_vendor_id = _first(r.subsystem_vendor_id, cfg.subsystem_vendor_id if cfg else None)
+    fn.subsystem_device_id = _first(r.subsystem_device_id, cfg.subsystem_id if cfg else None)
+    fn.class_code = _first(r.class_code, cfg.class_code if cfg else None)
+    fn.revision = _first(r.revision, cfg.revision if cfg else None)
+    fn.numa_node = r.numa_node
+    fn.iommu_group = r.iommu_group
+    fn.driver = r.driver
+    fn.physfn = r.physfn
+    if fn.physfn is not None and fn.vendor_id == 0xFFFF and r.vendor_id is None:
         _vf_ids_from_pf(fn, raw)
     fn.unknown.update(r.unreadable)
     if cfg is not None:
@@ -239,19 +225,19 @@ def _make_function(
     pcie = cfg.pcie if cfg is not None else None
     fn.kind = _kind(fn, r, cfg, out, shape)
     fn.port_type = pcie.port_type if pcie else None
-    fn.link = _link(fn, a, pcie, warnings)
-    _bridge_facts(fn, a, cfg)
-    _capability_facts(fn, a, cfg)
-    _resources(fn, a)
-    _aer(fn, a)
-    if "sriov_totalvfs" in a:
-        fn.sriov_total_vfs = A.parse_int(a["sriov_totalvfs"])
-        fn.sriov_num_vfs = A.parse_int(a.get("sriov_numvfs", ""))
+    fn.link = _link(fn, r, pcie, warnings)
+    _bridge_facts(fn, r, cfg)
+    _capability_facts(fn, r, cfg)
+    fn.bars = r.bars
+    if r.windows:
+        fn.windows = dict(r.windows)
+    fn.aer = r.aer
+    if r.sriov_attrs:
+        fn.sriov_total_vfs, fn.sriov_num_vfs = r.sriov_total_vfs, r.sriov_num_vfs
     elif cfg is not None and cfg.sriov_total_vfs is not None:
         fn.sriov_total_vfs, fn.sriov_num_vfs = cfg.sriov_total_vfs, cfg.sriov_num_vfs
-    if "reset_method" in a:
-        fn.reset_methods = tuple(a["reset_method"].split())
-    fn.power_state = a.get("power_state")
+    fn.reset_methods = r.reset_methods
+    fn.power_state = r.power_state
     fn.slot = raw.slots.get((bdf.domain, bdf.bus, bdf.device))
     return fn
 
@@ -264,15 +250,11 @@ def _vf_ids_from_pf(fn: PciFunction, raw: RawTree) -> None:
         fn.vendor_id, fn.device_id = pf.vf_ids
 
 
-def _hex(a: dict[str, str], name: str, fallback: int | None) -> int | None:
-    if name in a:
-        value = A.parse_hex(a[name])
-        if value is not None:
-            return value
-    return fallback
+def _first(value: int | None, fallback: int | None) -> int | None:
+    return fallback if value is None else value
 
 
-def _kind(fn: PciFunction, r: RawFunction, cfg: ConfigSpace | None, out: _Nodes, shape: _Shape) -> NodeKind:
+def _kind(fn: PciFunction, r: FunctionRecord, cfg: ConfigSpace | None, out: _Nodes, shape: _Shape) -> NodeKind:
     """The node kind, from the best evidence there is (docs/topology-api.md, "Kinds"):
 
     1. a VF is a VF (its ``physfn`` link);
@@ -299,7 +281,7 @@ def _kind(fn: PciFunction, r: RawFunction, cfg: ConfigSpace | None, out: _Nodes,
     is_bridge = (
         (fn.class_code is not None and fn.class_code >> 8 == regs.CLASS_BRIDGE_PCI)
         or (cfg is not None and cfg.header_type == regs.HEADER_BRIDGE)
-        or "secondary_bus_number" in r.attrs
+        or r.bus_number_attrs
     )
     parent_kind = _parent_kind(fn.parent, out)
     known_not_pcie = cfg is not None and cfg.caps_complete and cfg.pcie is None
@@ -320,8 +302,7 @@ def _kind(fn: PciFunction, r: RawFunction, cfg: ConfigSpace | None, out: _Nodes,
     if parent_kind is NodeKind.HOST_BRIDGE:
         # On a root bus without a root port: an RCiEP if it is Express (modern kernels only
         # create link attributes for Express functions), a conventional function otherwise.
-        width = A.parse_int(r.attrs.get("max_link_width", ""))
-        if "max_link_width" in r.attrs and width not in (None, 255):
+        if r.express_link_attrs:
             return NodeKind.RC_ENDPOINT
         return NodeKind.PCI_ENDPOINT if cfg is not None and cfg.caps_complete else NodeKind.RC_ENDPOINT
     return NodeKind.ENDPOINT
@@ -336,13 +317,11 @@ def _parent_kind(parent: str | None, out: _Nodes) -> NodeKind | None:
     return p.kind if p is not None else None
 
 
-def _link(fn: PciFunction, a: dict[str, str], pcie, warnings: list[ScanWarning]) -> Link | None:  # type: ignore[no-untyped-def]
+def _link(fn: PciFunction, r: FunctionRecord, pcie, warnings: list[ScanWarning]) -> Link | None:  # type: ignore[no-untyped-def]
     if fn.kind in (NodeKind.PCI_ENDPOINT, NodeKind.PCI_BRIDGE) and pcie is None:
         return None
-    speed = A.parse_link_speed(a["current_link_speed"]) if "current_link_speed" in a else None
-    width = A.parse_link_width(a["current_link_width"]) if "current_link_width" in a else None
-    max_speed = A.parse_link_speed(a["max_link_speed"]) if "max_link_speed" in a else None
-    max_width = A.parse_link_width(a["max_link_width"]) if "max_link_width" in a else None
+    speed, width = r.link_speed_gts, r.link_width
+    max_speed, max_width = r.max_link_speed_gts, r.max_link_width
     if pcie is not None and fn.accessible:
         _cross_check(fn, "current link speed", speed, pcie.speed_gts, warnings)
         _cross_check(fn, "current link width", width, pcie.width, warnings)
@@ -373,16 +352,15 @@ def _cross_check(fn: PciFunction, what: str, attr, reg, warnings: list[ScanWarni
         )
 
 
-def _bridge_facts(fn: PciFunction, a: dict[str, str], cfg: ConfigSpace | None) -> None:
-    if "secondary_bus_number" in a:
-        fn.secondary_bus = A.parse_int(a["secondary_bus_number"])
-        fn.subordinate_bus = A.parse_int(a.get("subordinate_bus_number", ""))
+def _bridge_facts(fn: PciFunction, r: FunctionRecord, cfg: ConfigSpace | None) -> None:
+    if r.bus_number_attrs:
+        fn.secondary_bus, fn.subordinate_bus = r.secondary_bus, r.subordinate_bus
     elif cfg is not None and cfg.secondary_bus is not None and fn.accessible:
         fn.secondary_bus, fn.subordinate_bus = cfg.secondary_bus, cfg.subordinate_bus
 
 
-def _capability_facts(fn: PciFunction, a: dict[str, str], cfg: ConfigSpace | None) -> None:
-    serial = A.parse_serial(a["serial_number"]) if "serial_number" in a else None
+def _capability_facts(fn: PciFunction, r: FunctionRecord, cfg: ConfigSpace | None) -> None:
+    serial = r.serial
     if serial is None and cfg is not None:
         serial = cfg.dsn
     fn.serial = serial
@@ -401,55 +379,6 @@ def _capability_facts(fn: PciFunction, a: dict[str, str], cfg: ConfigSpace | Non
         fn.unknown.setdefault(
             "capabilities", "config space readable only to 64 bytes: serial, ACS, AER registers unknown"
         )
-
-
-def _resources(fn: PciFunction, a: dict[str, str]) -> None:
-    text = a.get("resource")
-    if not text:
-        return
-    table = A.parse_resource(text)
-    # Entries come in line order; a garbled line is skipped, so check before slicing by position.
-    if len(table) >= 6 and table[5].index == 5:
-        fn.bars = tuple(table[:6])
-    else:
-        fn.bars = tuple(r for r in table if r.index < 6)
-    if len(table) > A.BRIDGE_WINDOW_FIRST_LINE:  # only bridges have the window lines
-        for r in table:
-            if A.BRIDGE_WINDOW_FIRST_LINE <= r.index < A.BRIDGE_WINDOW_FIRST_LINE + 3:
-                fn.windows[_BRIDGE_WINDOW_NAMES[r.index - A.BRIDGE_WINDOW_FIRST_LINE]] = (r.start, r.size)
-
-
-_AER_ATTR_NAMES = frozenset(
-    (
-        "aer_dev_correctable", "aer_dev_nonfatal", "aer_dev_fatal",
-        "aer_rootport_total_err_cor", "aer_rootport_total_err_nonfatal", "aer_rootport_total_err_fatal",
-    )
-)
-
-
-def _aer(fn: PciFunction, a: dict[str, str]) -> None:
-    if _AER_ATTR_NAMES.isdisjoint(a):
-        return  # no AER capability (thousands of VFs): nothing to parse
-    aer: dict[str, dict[str, int]] = {}
-    for key, attr in (
-        ("correctable", "aer_dev_correctable"),
-        ("nonfatal", "aer_dev_nonfatal"),
-        ("fatal", "aer_dev_fatal"),
-    ):
-        if attr in a:
-            aer[key] = A.parse_aer_counters(a[attr])
-    rootport = {
-        key: value
-        for key, attr in (
-            ("correctable", "aer_rootport_total_err_cor"),
-            ("nonfatal", "aer_rootport_total_err_nonfatal"),
-            ("fatal", "aer_rootport_total_err_fatal"),
-        )
-        if attr in a and (value := A.parse_int(a[attr])) is not None
-    }
-    if rootport:
-        aer["rootport_totals"] = rootport
-    fn.aer = aer or None
 
 
 def _link_flat_parents(out: _Nodes, warnings: list[ScanWarning]) -> None:
@@ -501,10 +430,10 @@ def _check_bus_ranges(out: _Nodes, warnings: list[ScanWarning]) -> None:
             )
 
 
-def _report_limited_config(configs: dict[str, ConfigSpace | None], warnings: list[ScanWarning]) -> None:
-    limited = sorted(
-        name for name, cfg in configs.items() if cfg is not None and 0 < cfg.size <= regs.UNPRIVILEGED_CONFIG_BYTES
-    )
+def _report_limited_config(records: Iterable[FunctionRecord], warnings: list[ScanWarning]) -> None:
+    limited = [
+        r.name for r in records if r.config is not None and 0 < r.config.size <= regs.UNPRIVILEGED_CONFIG_BYTES
+    ]
     if limited:
         warnings.append(
             ScanWarning(

@@ -81,6 +81,20 @@ class Link:
 Bar = Resource
 
 
+_ACS_BITS: tuple[tuple[int, str], ...] = ()
+
+
+def _acs_bits() -> tuple[tuple[int, str], ...]:
+    """(bit, name) of every ACS control bit, as plain ints: combining IntFlag members makes a new
+    enum object each time, and `topology --json` names the bits of every port."""
+    global _ACS_BITS
+    if not _ACS_BITS:
+        from accelctl.pci.regs import AcsBit
+
+        _ACS_BITS = tuple((int(b), b.name or "") for b in AcsBit)
+    return _ACS_BITS
+
+
 @dataclass(slots=True)
 class Acs:
     """Access Control Services on a port: capability and control bits (AcsBit)."""
@@ -95,12 +109,11 @@ class Acs:
         return bool(self.control & ACS_P2P_BLOCKING)
 
     def to_dict(self) -> dict[str, Any]:
-        from accelctl.pci.regs import AcsBit
-
+        control = self.control
         return {
             "capability": hex_id(self.capability),
-            "control": hex_id(self.control),
-            "enabled": [b.name for b in AcsBit if self.control & b],
+            "control": hex_id(control),
+            "enabled": [name for bit, name in _acs_bits() if control & bit],
             "p2p_blocked": self.p2p_blocked,
         }
 
