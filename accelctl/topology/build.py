@@ -225,7 +225,7 @@ def _make_function(
     pcie = cfg.pcie if cfg is not None else None
     fn.kind = _kind(fn, r, cfg, out, shape)
     fn.port_type = pcie.port_type if pcie else None
-    fn.link = _link(fn, r, pcie, warnings)
+    fn.link = _link(fn, r, pcie, cfg is not None and cfg.caps_complete, warnings)
     _bridge_facts(fn, r, cfg)
     _capability_facts(fn, r, cfg)
     fn.bars = r.bars
@@ -317,8 +317,14 @@ def _parent_kind(parent: str | None, out: _Nodes) -> NodeKind | None:
     return p.kind if p is not None else None
 
 
-def _link(fn: PciFunction, r: FunctionRecord, pcie, warnings: list[ScanWarning]) -> Link | None:  # type: ignore[no-untyped-def]
-    if fn.kind in (NodeKind.PCI_ENDPOINT, NodeKind.PCI_BRIDGE) and pcie is None:
+def _link(fn: PciFunction, r: FunctionRecord, pcie, caps_known: bool, warnings: list[ScanWarning]) -> Link | None:  # type: ignore[no-untyped-def]
+    # A conventional PCI function has no link. Kernels before 4.19 still show it link files (reading
+    # "Unknown speed" and width 0), so without a PCI Express capability they are ignored - but only
+    # when the whole capability chain was read. With 64 bytes of config (non-root) the chain is
+    # unknown, and since 4.19 only PCI Express functions have the files at all: a real link that
+    # the files report (a PCIe-to-PCI bridge's upstream link) is kept; old kernels' placeholder
+    # values parse to nothing below and give no link.
+    if fn.kind in (NodeKind.PCI_ENDPOINT, NodeKind.PCI_BRIDGE) and pcie is None and caps_known:
         return None
     speed, width = r.link_speed_gts, r.link_width
     max_speed, max_width = r.max_link_speed_gts, r.max_link_width

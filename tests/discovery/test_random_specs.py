@@ -147,9 +147,6 @@ def test_random_specs_agree_with_lspci(tmp_path_factory, spec):
     assert found == expected, text
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: topology/build.py _link() drops the link files of a "
-                   "function it calls pci_bridge when config is 64 bytes; on kernels after 4.19 only "
-                   "PCI Express functions have them, so a PCIe-to-PCI bridge's link is known")
 def test_a_pcie_to_pci_bridge_keeps_its_link_when_config_is_64_bytes(tmp_path):
     text = """[machine]
 config_access = "user"
