@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from accelctl.errors import AccelError, SysfsRootError
 from accelctl.pci.bdf import HOST_BRIDGE_NAME, SYSFS_NAME
@@ -110,6 +111,17 @@ class RawTree:
     warnings: list[ScanWarning]
 
 
+def _root_hint(path: str) -> str:
+    # A copied or unpacked /sys often sits one or two levels below the directory given
+    # (host/sys, or archive/host/sys): name it rather than leave the user to search.
+    base = Path(path)
+    for pattern in ("sys", "*/sys"):
+        for candidate in sorted(base.glob(pattern))[:1]:
+            if (candidate / "bus" / "pci" / "devices").is_dir():
+                return f"a sysfs tree is at {candidate}: pass --sysfs-root {candidate}"
+    return "expected bus/pci/devices/<BDF> (like /sys); build a fixture with 'accelctl fixture build'"
+
+
 def scan_tree(root: SysfsRoot, *, cross_check: bool = False) -> RawTree:
     """Read every PCI function under `root`.
 
@@ -126,7 +138,7 @@ def scan_tree(root: SysfsRoot, *, cross_check: bool = False) -> RawTree:
         raise SysfsRootError(
             f"no PCI devices found under {root.path}",
             path=root.path,
-            hint="expected bus/pci/devices/<BDF> (like /sys); build a fixture with 'accelctl fixture build'",
+            hint=_root_hint(root.path),
         )
     functions: dict[str, FunctionRecord] = {}
     host_bridges: dict[str, RawHostBridge] = {}

@@ -117,6 +117,18 @@ def test_empty_or_foreign_roots_are_clear_errors(tmp_path):
         build_topology(f)
 
 
+def test_a_root_above_the_sys_folder_names_the_tree_below_it(tmp_path):
+    """Unpacked copies of /sys (hwloc's, a support bundle's) sit at host/sys: pointing at the
+    folder above used to say only 'no PCI devices'."""
+    tree = MiniTree(tmp_path / "host" / "sys")
+    _basic(tree)
+    assert len(build_topology(tmp_path / "host" / "sys").functions) == 2
+    for given in (tmp_path, tmp_path / "host"):
+        with pytest.raises(SysfsRootError) as err:
+            build_topology(given)
+        assert err.value.hint == f"a sysfs tree is at {tmp_path / 'host' / 'sys'}: pass --sysfs-root {tmp_path / 'host' / 'sys'}"
+
+
 def test_listing_order_does_not_change_the_result(tmp_path):
     # tmpfs lists entries in (reverse) creation order; ext4 lists by hash whatever the order, so
     # only on tmpfs do the two trees below really present their directories differently.
