@@ -112,7 +112,10 @@ class _Walker:
         try:
             data = _read_bounded(abspath)
         except OSError as err:
-            if err.errno in (errno.EACCES, errno.EPERM):
+            expected = policy.expected_error_reason(name, err)
+            if expected is not None:
+                self.cap.skip(rel, expected)
+            elif err.errno in (errno.EACCES, errno.EPERM):
                 # Archived with mode 000: a non-root replay then fails the read exactly as the
                 # live machine did, so "unknown because permission denied" survives the trip.
                 self.cap.unreadable[rel] = "permission denied"

@@ -7,6 +7,7 @@ device memory is read (BAR ``resourceN`` files, ``rom``), nothing slow or side-e
 
 from __future__ import annotations
 
+import errno
 import re
 
 from accelctl.pci.bdf import HOST_BRIDGE_NAME, SYSFS_NAME
@@ -31,6 +32,17 @@ MAX_ENTRIES = 250_000
 def is_device_dir(name: str) -> bool:
     """A PCI function directory or a (possibly VMD-nested) root bus directory."""
     return bool(SYSFS_NAME.match(name) or HOST_BRIDGE_NAME.match(name))
+
+
+#: Read errors that are a healthy kernel's normal answer, not a fault: power/autosuspend_delay_ms
+#: fails with EIO whenever the driver does not use autosuspend (drivers/base/power/sysfs.c), which
+#: is most devices. Warning about those would cry wolf on every machine.
+_EXPECTED_ERRORS = {("autosuspend_delay_ms", errno.EIO): "autosuspend not in use (the kernel answers EIO)"}
+
+
+def expected_error_reason(name: str, err: OSError) -> str | None:
+    """Why a failed read is normal for this file (then it is skipped quietly), or None."""
+    return _EXPECTED_ERRORS.get((name, err.errno))
 
 
 def skip_reason_for_file(name: str, mode: int) -> str | None:
