@@ -14,6 +14,8 @@ The rules are in plan_buses (bus numbers) and plan_mmio (windows, BARs); docs/ad
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from accelctl.addressing.plan_buses import buses_needed, number_buses
@@ -566,3 +568,27 @@ def _explain_window(topo: Topology, bridge: PciFunction) -> str:
 
 def _contains(root: PlanRoot, fn_id: str) -> bool:
     return any(f.id == fn_id for f in _walk(root.functions))
+
+
+def plan_spec(
+    spec: Path,
+    additions: list[Addition] | None = None,
+    *,
+    accel_ids: Iterable[str] = (),
+    apertures: Apertures | None = None,
+    hotplug_bus_reserve: int | None = None,
+) -> PlanResult:
+    """`plan` for a machine that exists only as a topology spec (fixtures/*.toml): the spec is
+    built into a private temporary tree, read like any machine, and the tree is removed.
+
+    Raises:
+        SpecError: the spec is malformed or too large. Otherwise as `plan`.
+    """
+    import tempfile
+
+    from accelctl.sim.fixture import build_fixture
+    from accelctl.topology import build_topology
+
+    with tempfile.TemporaryDirectory(prefix="accelctl-plan-") as tmp:
+        topo = build_topology(build_fixture(spec, Path(tmp) / "tree"), accel_ids=list(accel_ids))
+    return plan(topo, additions, apertures=apertures, hotplug_bus_reserve=hotplug_bus_reserve)

@@ -31,8 +31,12 @@ class AddressReport:
     #: None without a persisted map; [] when it matches the machine
     differences: list[Difference] | None
 
+    def shown(self) -> AddressMap:
+        """The map now, as far as ACCELCTL_VISIBLE_DEVICES lets it be seen."""
+        return restrict(self.current, self.visible)
+
     def to_dict(self) -> dict[str, Any]:
-        shown = restrict(self.current, self.visible)
+        shown = self.shown()
         return {
             "order": self.current.order.value,
             "visible": self.visible.to_dict() if self.visible else None,

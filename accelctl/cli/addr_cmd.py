@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -16,7 +16,9 @@ from accelctl.cli._layout import Column, Layout
 from accelctl.cli._options import JsonOpt
 
 if TYPE_CHECKING:
+    from accelctl.addressing.addresses import AddressMap
     from accelctl.addressing.diff import Difference
+    from accelctl.addressing.planner import PlanResult
 
 app = typer.Typer(help="Stable logical addresses (cardN.epM, global ids), the persisted map, the planner.")
 
@@ -66,18 +68,18 @@ def show(
     if json:
         out.emit_json(report.to_dict())
         return
-    doc = report.to_dict()
     if report.state_error:
         out.warn(f"persisted map ignored: {report.state_error}")
     if report.visible is not None:
         out.warn(f"showing only {report.visible.describe()}")
-    if not doc["endpoints"]:
+    shown = report.shown()
+    if not shown.endpoints:
         out.err_console().print("no accelerator endpoints")
         return
     from accelctl.cli._layout import terminal_width
 
     width = terminal_width()
-    layout = _address_table(doc["endpoints"], doc["cards"], width)
+    layout = _address_table(shown, width)
     out.console().print(layout.table)
     if width is not None and layout.notice(width):
         out.err_console().print(out.esc(layout.notice(width)))
@@ -149,14 +151,14 @@ ADDRESS_COLUMNS = (Column("GID", justify="right"), Column("NAME"), Column("BDF")
                    Column("SERIAL", keep=1), Column("POSITION", keep=0))
 
 
-def _address_table(endpoints: list[dict[str, Any]], cards: list[dict[str, Any]], width: int | None) -> Layout:
+def _address_table(amap: AddressMap, width: int | None) -> Layout:
     from accelctl.cli._layout import fit_table
 
-    slot_of = {c["card"]: c["slot"] for c in cards}
+    slot_of = {c.card: c.slot for c in amap.cards}
     rows = [
-        [str(e["global_id"]), out.esc(e["name"]), out.esc(e["bdf"]), out.esc(slot_of.get(e["card"]) or "-"),
-         out.esc(e["serial"] or "-"), out.esc(e["position"])]
-        for e in endpoints
+        [str(e.global_id), out.esc(e.name), out.esc(e.bdf), out.esc(slot_of.get(e.card) or "-"),
+         out.esc(e.serial or "-"), out.esc(e.position)]
+        for e in amap.endpoints
     ]
     return fit_table(ADDRESS_COLUMNS, rows, width)
 
@@ -194,56 +196,47 @@ def plan_command(
 ) -> None:
     """Allocate bus numbers and MMIO windows as firmware would; say whether it fits. Exit 1 if not."""
     from accelctl.addressing.plan_mmio import Apertures
-    from accelctl.addressing.planner import parse_addition, plan
+    from accelctl.addressing.planner import parse_addition, plan, plan_spec
 
     ctx.obj.json_errors = json
     additions = [parse_addition(a) for a in add or []]
+    limits = {"apertures": Apertures(above_4g=not no_above_4g), "hotplug_bus_reserve": hotplug_bus_reserve}
     if spec is not None:
-        import tempfile
-
-        from accelctl.sim.fixture import build_fixture
-        from accelctl.topology import build_topology
-
-        with tempfile.TemporaryDirectory(prefix="accelctl-plan-") as tmp:
-            topo = build_topology(build_fixture(spec, Path(tmp) / "tree"), accel_ids=ctx.obj.accel_ids)
+        result = plan_spec(spec, additions, accel_ids=ctx.obj.accel_ids, **limits)
     else:
-        topo = ctx.obj.topology()
-    result = plan(
-        topo, additions, apertures=Apertures(above_4g=not no_above_4g), hotplug_bus_reserve=hotplug_bus_reserve
-    )
+        result = plan(ctx.obj.topology(), additions, **limits)
     if json:
         out.emit_json(result.to_dict())
     else:
-        out.console().print(_plan_text(result.to_dict()))
+        out.console().print(_plan_text(result))
     if not result.fits:
         raise typer.Exit(1)
 
 
-def _plan_text(doc: dict[str, Any]) -> str:
+def _plan_text(result: PlanResult) -> str:
     lines = []
-    for r in doc["roots"]:
-        mem = r["mem_window"]
-        pref = r["pref_window"]
+    for r in result.roots:
+        last = "?" if r.last_bus is None else f"{r.last_bus:02x}"
         lines.append(
-            f"[bold]{out.esc(r['id'])}[/]: buses {r['bus']}-{r['last_bus']} (may use up to {r['bus_limit']}); "
-            f"32-bit {_mib(mem)}; 64-bit prefetchable {_mib(pref)}"
+            f"[bold]{out.esc(r.id)}[/]: buses {r.bus:02x}-{last} (may use up to {r.bus_limit:02x}); "
+            f"32-bit {_window_text(r.mem_window)}; 64-bit prefetchable {_window_text(r.pref_window)}"
         )
-    for a in doc["additions"]:
-        buses = "-".join(a["boot_buses"]) if a["boot_buses"] else "?"
-        hot = "fits" if a["hot_add_fits"] else "does not fit: " + "; ".join(a["hot_add_issues"])
-        lines.append(out.esc(f"add {a['spec']}: at boot buses {buses}; hot-add now {hot}"))
-    for i in doc["issues"]:
-        where = f"({i['resource']} at {i['where']}): {i['message']}"
-        lines.append(f"[red]runs out[/] {out.esc(where)}")
-    if doc["unknown"]:
-        lines.append(f"[yellow]{len(doc['unknown'])} functions have memory needs that are not fully known[/]")
-    lines.append("[green]fits[/]" if doc["fits"] else "[red]does not fit[/]")
+    for a in result.additions:
+        buses = "-".join(f"{b:02x}" for b in a.boot_buses) if a.boot_buses else "?"
+        hot = "fits" if a.hot_add_fits else "does not fit: " + "; ".join(a.hot_add_issues)
+        lines.append(out.esc(f"add {a.addition.text}: at boot buses {buses}; hot-add now {hot}"))
+    for i in result.issues:
+        lines.append(f"[red]runs out[/] {out.esc(f'({i.resource} at {i.where}): {i.message}')}")
+    if result.unknown:
+        lines.append(f"[yellow]{len(result.unknown)} functions have memory needs that are not fully known[/]")
+    lines.append("[green]fits[/]" if result.fits else "[red]does not fit[/]")
     return "\n".join(lines)
 
 
-def _mib(window: dict[str, Any] | None) -> str:
+def _window_text(window: tuple[int, int] | None) -> str:
     if window is None:
         return "none"
     from accelctl.addressing.plan_mmio import format_size
 
-    return f"{format_size(window['size'])} at {window['start']}"
+    start, size = window
+    return f"{format_size(size)} at {start:#x}"
