@@ -32,6 +32,7 @@ def refuse_injection(machine: Machine, inject: list[str]) -> None:
     if not inject:
         return
     from accelctl.platform.roots import SourceKind
+    from accelctl.sim.fixture.bundled import in_fixture_cache
 
     if machine.platform.kind != "simulator":
         raise ActionRefusedError("fault injection is only for simulated devices (fixtures)")
@@ -39,6 +40,12 @@ def refuse_injection(machine: Machine, inject: list[str]) -> None:
         raise ActionRefusedError(
             f"refusing to inject faults into the shared copy of fixture {machine.source.name}",
             hint=f"build a private copy: accelctl fixture build {machine.source.name} DIR, then --sysfs-root DIR",
+        )
+    if in_fixture_cache(machine.source.path):
+        # the same shared tree named by its path: --sysfs-root ~/.cache/accelctl/fixtures/NAME-HASH
+        raise ActionRefusedError(
+            f"refusing to inject faults into {machine.source.path}: it is the shared fixture cache",
+            hint="build a private copy: accelctl fixture build NAME DIR, then --sysfs-root DIR",
         )
 
 
