@@ -62,7 +62,8 @@ def authorize(plan: ResetPlan, *, force: bool, yes: bool, ask: Ask | None) -> No
         raise InUseUnknownError(
             "refusing to reset: cannot tell whether the affected devices are in use: "
             + "; ".join(plan.in_use_unknown),
-            hint="find out why (accelctl sim status), or pass --force to reset anyway",
+            hint=("find out why (accelctl sim status)" if plan.platform == "simulator"
+                  else "run it as root, which sees every process's open files") + ", or pass --force to reset anyway",
         )
     if plan.in_use and not force:
         who = "; ".join(f"pid {h.pid} ({h.command}) holds {h.bdf}" for h in plan.in_use)

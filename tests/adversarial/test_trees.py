@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,18 +28,6 @@ BDF = "0000:01:00.0"
 
 #: A hang guard, not a speed bound: a FIFO nobody writes blocks a plain open() for ever.
 HANG_GUARD_S = 120
-
-
-@pytest.fixture
-def public_tmp():
-    """A directory the second user can reach (pytest's tmp_path sits below a 0700 directory)."""
-    d = Path(tempfile.mkdtemp(prefix="accelctl-adv-", dir="/tmp"))
-    os.chmod(d, 0o755)
-    yield d
-    for dirpath, dirnames, _ in os.walk(d):
-        for name in dirnames:
-            os.chmod(os.path.join(dirpath, name), 0o755)
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def _tree(tmp_path: Path) -> tuple[Path, Path]:
