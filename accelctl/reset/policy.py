@@ -54,23 +54,25 @@ def authorize(plan: ResetPlan, *, force: bool, yes: bool, ask: Ask | None) -> No
     and unless it is confirmed: `yes`, or `ask` (None: there is no one to ask) says yes.
 
     Raises:
-        InUseUnknownError: who holds the devices could not be found out (and not `force`).
-        DeviceInUseError: processes hold affected devices (and not `force`); names them.
+        DeviceInUseError: processes hold affected devices (and not `force`); names them (those
+            it knows of, even when others may be unknown).
+        InUseUnknownError: nobody is known to hold them, but that could not be found out
+            for every holder (and not `force`).
         ActionRefusedError: not confirmed.
     """
-    if plan.in_use_unknown and not force:
-        raise InUseUnknownError(
-            "refusing to reset: cannot tell whether the affected devices are in use: "
-            + "; ".join(plan.in_use_unknown),
-            hint=("find out why (accelctl sim status)" if plan.platform == "simulator"
-                  else "run it as root, which sees every process's open files") + ", or pass --force to reset anyway",
-        )
     if plan.in_use and not force:
         who = "; ".join(f"pid {h.pid} ({h.command}) holds {h.bdf}" for h in plan.in_use)
         raise DeviceInUseError(
             f"refusing to reset: {len(plan.in_use)} user(s) of affected devices: {who}",
             holders=[h.to_dict() for h in plan.in_use],
             hint="stop them first, or pass --force to reset anyway (they lose their devices)",
+        )
+    if plan.in_use_unknown and not force:
+        raise InUseUnknownError(
+            "refusing to reset: cannot tell whether the affected devices are in use: "
+            + "; ".join(plan.in_use_unknown),
+            hint=("find out why (accelctl sim status)" if plan.platform == "simulator"
+                  else "run it as root, which sees every process's open files") + ", or pass --force to reset anyway",
         )
     if yes:
         return
