@@ -8,14 +8,16 @@ What cannot be seen is unknown, and unknown is refused like in use (exit 8) unle
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
 from accelctl.cli._errors import ExitCode, exit_code_for
-from accelctl.errors import InUseUnknownError
+from accelctl.errors import DeviceInUseError, InUseUnknownError
 from accelctl.machine import open_machine
 from accelctl.reset.plan import plan_reset
 from accelctl.reset.policy import authorize
@@ -24,6 +26,7 @@ from accelctl.sim.fixture import build_fixture, bundled_spec_path
 from ._second_user import OTHER_GID, OTHER_UID, needs_root, run_as_other_user
 
 ENDPOINT = "0000:01:00.0"  # card0.ep0 of one-card
+PR_SET_DUMPABLE = 4  # <linux/prctl.h>
 
 
 @pytest.fixture
@@ -75,3 +78,36 @@ def test_a_scan_that_sees_every_process_is_not_unknown(tree_of_the_other_user):
     plan = plan_reset(open_machine(sysfs_root=tree_of_the_other_user, platform_kind="linux"), "card0.ep0", "flr")
     assert plan.in_use == [] and plan.in_use_unknown == []
     authorize(plan, force=False, yes=True, ask=None)
+
+
+@needs_root
+def test_a_holder_the_scan_can_see_is_named_though_others_are_unseen(tree_of_the_other_user):
+    """The second user's own process holds the device: that holder is named (DeviceInUseError,
+    its pid), not hidden behind "cannot tell"."""
+    resource = os.path.join(tree_of_the_other_user, "bus", "pci", "devices", ENDPOINT, "resource")
+
+    def plan_as_other_user() -> None:
+        ready_r, ready_w = os.pipe()
+        holder = os.fork()
+        if holder == 0:  # the second user's process, holding the resource file open
+            # a process that changed its uid is not dumpable, so its /proc/PID/fd is root's; a
+            # program the user started (exec) is dumpable again: be that program
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+            f = open(resource, "rb")  # noqa: SIM115 - held until killed
+            os.write(ready_w, b"1")
+            while f:
+                signal.pause()
+        try:
+            assert os.read(ready_r, 1) == b"1"
+            plan = plan_reset(open_machine(sysfs_root=tree_of_the_other_user, platform_kind="linux"),
+                              "card0.ep0", "flr")
+            assert [h.pid for h in plan.in_use] == [holder]
+            assert plan.in_use_unknown  # root's processes are still out of sight
+            with pytest.raises(DeviceInUseError) as refused:
+                authorize(plan, force=False, yes=True, ask=None)
+            assert type(refused.value) is DeviceInUseError and f"pid {holder}" in refused.value.message
+        finally:
+            os.kill(holder, signal.SIGKILL)
+            os.waitpid(holder, 0)
+
+    run_as_other_user(plan_as_other_user)
