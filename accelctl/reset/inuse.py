@@ -7,7 +7,9 @@ one open file of the simulated driver). This process is never counted: accelctl'
 not users (aws-neuron's "free access" open makes the same distinction).
 
 A question that gets no answer is not a "no": when the simulator daemon is running but does not
-say who is connected, the holders are unknown, and a reset refuses (unless forced) saying why.
+say who is connected, or when the scan of a real machine cannot see the open files of every
+process (not root: other users' /proc/PID/fd are closed to it, or /proc hides their processes),
+the holders are unknown, and a reset refuses (unless forced) saying why.
 """
 
 from __future__ import annotations
@@ -71,10 +73,46 @@ def _dev_numbers(device_dir: str) -> set[int]:
     return out
 
 
+#: PF_KTHREAD in /proc/PID/stat's flags: a kernel thread, which holds no open files.
+_PF_KTHREAD = 0x00200000
+
+
+def _is_kernel_thread(proc: str, pid: int) -> bool:
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return bool(int(fields[6]) & _PF_KTHREAD)
+    except (OSError, IndexError, ValueError):
+        return False
+
+
+@dataclass(slots=True, frozen=True)
+class ProcessScan:
+    """What a scan of /proc found, and what it could not look at."""
+
+    holders: list[Holder]
+    #: processes whose open files could not be read (another user's, for a scan that is not root)
+    unseen: list[int]
+    #: /proc does not list every process (mounted with hidepid): the scan cannot know who exists
+    hidden: bool
+
+    def blind_spots(self) -> list[str]:
+        """Why the holders may be incomplete, for people; empty when the scan saw everything."""
+        out = []
+        if self.hidden:
+            out.append("/proc hides other users' processes (mounted with hidepid)")
+        if self.unseen:
+            shown = ", ".join(str(p) for p in self.unseen[:5]) + (", ..." if len(self.unseen) > 5 else "")
+            out.append(f"cannot see the open files of {len(self.unseen)} process(es) (pid {shown}): "
+                       "only root sees every process's")
+        return out
+
+
 def scan_processes(
     device_dirs: dict[str, str], iommu_groups: dict[str, str | None], *, proc: str = "/proc"
-) -> list[Holder]:
-    """Processes (other than this one) holding any of the devices open or mapped.
+) -> ProcessScan:
+    """Processes (other than this one) holding any of the devices open or mapped, and the
+    processes the scan could not look into.
 
     device_dirs: BDF -> real sysfs directory of the function (under whatever root is in use).
     iommu_groups: BDF -> iommu group number (for /dev/vfio/<group>), or None.
@@ -97,15 +135,22 @@ def scan_processes(
     try:
         pids = [int(p) for p in os.listdir(proc) if p.isdigit()]
     except OSError:
-        return []
+        return ProcessScan([], [], hidden=True)
+    unseen: list[int] = []
     for pid in pids:
         if pid == me:
             continue
         fd_dir = f"{proc}/{pid}/fd"
         try:
             fds = os.listdir(fd_dir)
+        except PermissionError:
+            # not ours to look at (another user's, and we are not root): a holder we cannot
+            # see is not a "no". Kernel threads hold no files.
+            if not _is_kernel_thread(proc, pid):
+                unseen.append(pid)
+            fds = []
         except OSError:
-            fds = []  # gone, or not ours to look at (non-root): the maps scan may still see it
+            fds = []  # gone
         for fd in fds:
             try:
                 target = os.readlink(f"{fd_dir}/{fd}")
@@ -132,7 +177,8 @@ def scan_processes(
             bdf = match(path)
             if bdf is not None and (pid, bdf) not in found:
                 found[(pid, bdf)] = Holder(pid, process_command(pid), bdf, f"mmap {path}")
-    return sorted(found.values(), key=lambda h: (h.bdf, h.pid))
+    # pid 1 always exists (in every pid namespace): missing from the listing, /proc hides processes
+    return ProcessScan(sorted(found.values(), key=lambda h: (h.bdf, h.pid)), unseen, hidden=1 not in pids)
 
 
 @dataclass(slots=True)
@@ -149,8 +195,13 @@ def find_holders(topo: Topology, bdfs: list[str], platform: LinuxPlatform) -> In
     connections when the platform is simulated."""
     dirs = {b: topo.functions[b].path for b in bdfs}
     groups = {b: topo.functions[b].iommu_group for b in bdfs}
-    holders = scan_processes(dirs, {b: (str(g) if g is not None else None) for b, g in groups.items()})
+    scan = scan_processes(dirs, {b: (str(g) if g is not None else None) for b, g in groups.items()})
+    holders = list(scan.holders)
     unknown: list[str] = []
+    if platform.kind != "simulator":
+        # a real device: the process scan is the only source, so what it cannot see is unknown.
+        # (A simulated device's users are its connections, which the daemon lists in full.)
+        unknown.extend(scan.blind_spots())
     if platform.kind == "simulator":
         try:
             info = platform.introspect()  # type: ignore[attr-defined]

@@ -32,6 +32,7 @@ def refuse_injection(machine: Machine, inject: list[str]) -> None:
     if not inject:
         return
     from accelctl.platform.roots import SourceKind
+    from accelctl.sim.fixture.bundled import in_fixture_cache
 
     if machine.platform.kind != "simulator":
         raise ActionRefusedError("fault injection is only for simulated devices (fixtures)")
@@ -40,6 +41,12 @@ def refuse_injection(machine: Machine, inject: list[str]) -> None:
             f"refusing to inject faults into the shared copy of fixture {machine.source.name}",
             hint=f"build a private copy: accelctl fixture build {machine.source.name} DIR, then --sysfs-root DIR",
         )
+    if in_fixture_cache(machine.source.path):
+        # the same shared tree named by its path: --sysfs-root ~/.cache/accelctl/fixtures/NAME-HASH
+        raise ActionRefusedError(
+            f"refusing to inject faults into {machine.source.path}: it is the shared fixture cache",
+            hint="build a private copy: accelctl fixture build NAME DIR, then --sysfs-root DIR",
+        )
 
 
 def authorize(plan: ResetPlan, *, force: bool, yes: bool, ask: Ask | None) -> None:
@@ -47,22 +54,25 @@ def authorize(plan: ResetPlan, *, force: bool, yes: bool, ask: Ask | None) -> No
     and unless it is confirmed: `yes`, or `ask` (None: there is no one to ask) says yes.
 
     Raises:
-        InUseUnknownError: who holds the devices could not be found out (and not `force`).
-        DeviceInUseError: processes hold affected devices (and not `force`); names them.
+        DeviceInUseError: processes hold affected devices (and not `force`); names them (those
+            it knows of, even when others may be unknown).
+        InUseUnknownError: nobody is known to hold them, but that could not be found out
+            for every holder (and not `force`).
         ActionRefusedError: not confirmed.
     """
-    if plan.in_use_unknown and not force:
-        raise InUseUnknownError(
-            "refusing to reset: cannot tell whether the affected devices are in use: "
-            + "; ".join(plan.in_use_unknown),
-            hint="find out why (accelctl sim status), or pass --force to reset anyway",
-        )
     if plan.in_use and not force:
         who = "; ".join(f"pid {h.pid} ({h.command}) holds {h.bdf}" for h in plan.in_use)
         raise DeviceInUseError(
             f"refusing to reset: {len(plan.in_use)} user(s) of affected devices: {who}",
             holders=[h.to_dict() for h in plan.in_use],
             hint="stop them first, or pass --force to reset anyway (they lose their devices)",
+        )
+    if plan.in_use_unknown and not force:
+        raise InUseUnknownError(
+            "refusing to reset: cannot tell whether the affected devices are in use: "
+            + "; ".join(plan.in_use_unknown),
+            hint=("find out why (accelctl sim status)" if plan.platform == "simulator"
+                  else "run it as root, which sees every process's open files") + ", or pass --force to reset anyway",
         )
     if yes:
         return

@@ -160,6 +160,24 @@ def test_pidfile_link_inside_our_own_dir_is_not_followed(tmp_path, monkeypatch, 
     assert target.read_text() == "keep"
 
 
+def test_log_link_inside_our_own_dir_is_not_followed(tmp_path, monkeypatch, one_card):
+    """`sim serve` hands daemon.log to the daemon as its stderr: a link there would have the
+    daemon append to the file it names."""
+    monkeypatch.setenv("ACCELCTL_RUNTIME_DIR", str(tmp_path / "run"))
+    target = tmp_path / "victim"
+    target.write_text("keep")
+    inst = private_dir(service.runtime_dir() / service.instance_key(one_card))
+    (inst / "daemon.log").symlink_to(target)
+    r = subprocess.run([sys.executable, "-m", "accelctl", "--sysfs-root", str(one_card), "sim", "serve"],
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    try:
+        assert r.returncode == 8, (r.returncode, r.stderr)
+        assert "daemon.log: it is a link" in r.stderr
+        assert target.read_text() == "keep"
+    finally:
+        service.stop(str(one_card))
+
+
 def test_a_fifo_in_place_of_a_file_does_not_hang(tmp_path):
     os.mkfifo(tmp_path / "daemon.pid")
     with pytest.raises(UnsafePathError, match="not a regular file"):
