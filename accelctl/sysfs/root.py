@@ -22,7 +22,9 @@ MAX_ATTR_BYTES = 4096
 
 #: How every attribute is opened. O_NONBLOCK: sysfs ignores it, and a FIFO or device node
 #: planted in a copied tree then cannot block the scan (a FIFO nobody writes blocks open()).
-ATTR_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+#: O_NOFOLLOW: no kernel makes an attribute a symbolic link, so one in a copied or unpacked tree
+#: (`reset_method -> /etc/shadow`, `config -> /proc/kmsg`) is refused, never read (ELOOP).
+ATTR_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW
 
 #: What a non-regular file in place of an attribute is reported as (it is never read).
 NOT_REGULAR = "not a regular file"
@@ -35,7 +37,12 @@ class Unreadable(Exception):
         super().__init__(err.strerror)
         self.errno = err.errno
         #: What the topology records as the fact's "unknown" reason.
-        self.reason = "permission denied" if err.errno in (errno.EACCES, errno.EPERM) else err.strerror or str(err)
+        if err.errno in (errno.EACCES, errno.EPERM):
+            self.reason = "permission denied"
+        elif err.errno == errno.ELOOP:
+            self.reason = "a symbolic link, not an attribute (never followed)"
+        else:
+            self.reason = err.strerror or str(err)
 
     @classmethod
     def not_regular(cls) -> Unreadable:

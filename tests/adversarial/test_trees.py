@@ -97,6 +97,25 @@ def test_a_device_node_is_not_read(tmp_path):
     assert "numa_node" in json.dumps(fn["unknown"])
 
 
+@pytest.mark.parametrize("attr", ["reset_method", "numa_node", "config"])
+def test_an_attribute_that_is_a_link_to_a_host_file_is_not_read(tmp_path, attr):
+    """Issue 14, a tree unpacked by hand (`tar x`) then given as --sysfs-root: no kernel makes an
+    attribute a symbolic link, so `reset_method -> /etc/...` must not put the host file's text
+    in the output (a regular file, so the not-a-regular-file check alone let it through)."""
+    root, dev = _tree(tmp_path)
+    secret = tmp_path / "host-secret"
+    secret.write_text("TOP-SECRET-7c1d\n")
+    if (dev / attr).exists():
+        (dev / attr).unlink()
+    os.symlink(secret, dev / attr)
+    fn = _function(_scan_in_child(root))
+    assert "TOP-SECRET" not in json.dumps(fn)
+    assert attr in fn["unknown"]
+    from accelctl.topology import build_topology
+
+    assert "symbolic link" in build_topology(root).functions[BDF].unknown[attr]
+
+
 def test_topology_json_shape_is_what_these_tests_read(tmp_path):
     root, _ = _tree(tmp_path)
     fn = _function(_scan_in_child(root))
