@@ -78,7 +78,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "sim": 1,
     "sim status": 2,  # 2: {simulators: [...], machine} (was one fixture's status object)
     "sim serve": 2,  # 2: {simulators: [the one started]} (was its status object)
-    "fixture": 1,
+    "fixture": 2,  # 2: fixtures [names] -> [{name, description}]
     "bench": 1,
 }
 
