@@ -37,7 +37,8 @@ def bench(
     state = ctx.obj
     if state.sysfs_root is None and state.fixture is None and not os.environ.get(SYSFS_ROOT_ENV):
         state.fixture = "one-card"
-    report = run_bench(state.machine(), device, seconds=seconds, latency_iterations=iterations)
+    report = run_bench(state.machine(), device, seconds=seconds, latency_iterations=iterations,
+                       progress=out.progress_reporter())
     if json:
         out.emit_json(report)
     else:

@@ -22,7 +22,7 @@ def build(
     """Write a complete sysfs tree for SPEC into OUT_DIR (use it with --sysfs-root OUT_DIR)."""
     from accelctl.sim.fixture import build_fixture, spec_path_for
 
-    root = build_fixture(spec_path_for(spec), out_dir)
+    root = build_fixture(spec_path_for(spec), out_dir, progress=out.progress_reporter())
     out.err_console().print(f"built {out.esc(root)}")
 
 
