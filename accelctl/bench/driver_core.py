@@ -279,7 +279,9 @@ def run_bench(
         socket_path = platform.endpoint_socket(bdf)
         if progress is not None:
             progress(f"measuring {bdf}: latency, throughput and DMA in {ROUNDS} rounds")
-        report = _run(socket_path, bdf, seconds, latency_iterations, dma_repeats, service.status(root).pid)
+        # the endpoint in the JSON vocabulary (docs/json-schema.md): bdf, and its cardN.epM name
+        report = {"bdf": bdf, "name": machine.topology().endpoint_names().get(bdf),
+                  **_run(socket_path, bdf, seconds, latency_iterations, dma_repeats, service.status(root).pid)}
     finally:
         if started:
             service.stop(root)
@@ -329,7 +331,6 @@ def _run(socket_path: str, bdf: str, seconds: float, latency_iterations: int, dm
                                   and throughput["failed"] == 0},
     }
     return {
-        "device": bdf,
         "daemon": "separate process",
         "cpus": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],

@@ -80,7 +80,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "sim status": 2,  # 2: {simulators: [...], machine} (was one fixture's status object)
     "sim serve": 2,  # 2: {simulators: [the one started]} (was its status object)
     "fixture": 2,  # 2: fixtures [names] -> [{name, description}]
-    "bench": 1,
+    "bench": 2,  # 2: device -> bdf (+ name)
 }
 
 _invocation: dict[str, Any] = {"command": "", "json": False}
