@@ -35,5 +35,9 @@ def list_fixtures(json: JsonOpt = False) -> None:
     if json:
         out.emit_json({"fixtures": [{"name": name, "description": text} for name, text in fixtures]})
     else:
-        width = max((len(name) for name, _ in fixtures), default=0)
-        out.emit_text("\n".join(f"{name:<{width}}  {text}".rstrip() for name, text in fixtures))
+        from accelctl.cli._layout import Column, fit_table, terminal_width
+
+        # the name is typed back (--fixture NAME): never cut; the description wraps at a terminal
+        rows = [[out.esc(name), out.esc(text)] for name, text in fixtures]
+        table = fit_table([Column("NAME"), Column("DESCRIPTION", identifier=False)], rows, terminal_width()).table
+        out.console().print(table)
