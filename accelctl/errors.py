@@ -178,6 +178,18 @@ class AmbiguousAddressError(AccelError, LookupError):
         )
 
 
+class UnknownFixtureError(AccelError, LookupError):
+    """No bundled fixture has this name (``--fixture NAME``)."""
+
+    def __init__(self, name: str, available: Sequence[str]) -> None:
+        self.name = name
+        self.available = list(available)
+        super().__init__(
+            f"no bundled fixture named {name!r}; available: {', '.join(self.available) or 'none'}",
+            hint="'accelctl fixture list' describes them",
+        )
+
+
 class TopologyError(AccelError):
     """The tree cannot be made sense of (a fact that should be impossible on real hardware)."""
 

@@ -17,7 +17,7 @@ path can see another set of accelerators, bypass the visible set, or scan the tr
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -106,8 +106,10 @@ def open_machine(
     fixture: str | None = None,
     accel_ids: Iterable[str] = (),
     platform_kind: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Machine:
     """The machine for a fixture name or a sysfs root ($ACCELCTL_SYSFS_ROOT, then /sys).
+    `progress` is told, in a sentence, when opening it takes seconds (see `open_source`).
 
     The accelerator ids are checked here, before any scan, so a malformed one fails fast.
 
@@ -119,5 +121,5 @@ def open_machine(
     from accelctl.topology.accel import AcceleratorMatcher
 
     matcher = AcceleratorMatcher.from_env(list(accel_ids))
-    root, source = open_source(sysfs_root=sysfs_root, fixture=fixture)
+    root, source = open_source(sysfs_root=sysfs_root, fixture=fixture, progress=progress)
     return Machine(root, matcher, source, platform_kind=platform_kind)

@@ -247,10 +247,12 @@ def run_bench(
     seconds: float = 1.0,
     latency_iterations: int = 5000,
     dma_repeats: int = 5,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Measure everything in one run against ``device`` (default: the machine's first
     accelerator endpoint) of a simulated machine; returns the JSON-ready report (with targets
     and verdicts). A daemon started here (a separate process) is stopped at the end.
+    `progress` is told, in a sentence, when the measuring (seconds) starts.
 
     Raises:
         DriverError: the machine is not simulated (nothing plays the driver on a live machine).
@@ -275,7 +277,11 @@ def run_bench(
     started = not service.status(root).running
     try:
         socket_path = platform.endpoint_socket(bdf)
-        report = _run(socket_path, bdf, seconds, latency_iterations, dma_repeats, service.status(root).pid)
+        if progress is not None:
+            progress(f"measuring {bdf}: latency, throughput and DMA in {ROUNDS} rounds")
+        # the endpoint in the JSON vocabulary (docs/json-schema.md): bdf, and its cardN.epM name
+        report = {"bdf": bdf, "name": machine.topology().endpoint_names().get(bdf),
+                  **_run(socket_path, bdf, seconds, latency_iterations, dma_repeats, service.status(root).pid)}
     finally:
         if started:
             service.stop(root)
@@ -325,7 +331,6 @@ def _run(socket_path: str, bdf: str, seconds: float, latency_iterations: int, dm
                                   and throughput["failed"] == 0},
     }
     return {
-        "device": bdf,
         "daemon": "separate process",
         "cpus": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],

@@ -26,11 +26,12 @@ class AppContext:
         """The machine this invocation works on (--fixture, --sysfs-root, $ACCELCTL_SYSFS_ROOT
         or /sys, with --accel-id), opened once; every command and every step uses this one."""
         if self._machine is None:
+            from accelctl.cli._output import progress_reporter
             from accelctl.machine import open_machine
 
             self._machine = open_machine(
                 sysfs_root=self.sysfs_root, fixture=self.fixture, accel_ids=self.accel_ids,
-                platform_kind=platform_kind,
+                platform_kind=platform_kind, progress=progress_reporter(),
             )
         return self._machine
 

@@ -48,6 +48,7 @@ ERROR_EXIT_CODES: dict[type[BaseException], ExitCode] = {
     E.InvalidRequestError: ExitCode.USAGE,
     E.DeviceNotFoundError: ExitCode.NOT_FOUND,
     E.DeviceVanishedError: ExitCode.NOT_FOUND,
+    E.UnknownFixtureError: ExitCode.NOT_FOUND,
     E.SysfsPermissionError: ExitCode.PERMISSION,
     E.SysfsRootError: ExitCode.BAD_INPUT,
     E.InputFileError: ExitCode.BAD_INPUT,

@@ -140,6 +140,8 @@ EXAMPLES: dict[str, list[HelpExample]] = {
         E("The bundled fixtures", "accelctl fixture list"),
     ],
     "fixture build": [
+        E("A private copy of a bundled fixture, to change or inject faults into",
+          "accelctl fixture build one-card ./one-card-copy"),
         E("Build a sysfs tree from your own spec", "accelctl fixture build my-machine.toml ./my-machine", runs=False),
     ],
     "k8s": [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -78,8 +79,8 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "sim": 1,
     "sim status": 2,  # 2: {simulators: [...], machine} (was one fixture's status object)
     "sim serve": 2,  # 2: {simulators: [the one started]} (was its status object)
-    "fixture": 1,
-    "bench": 1,
+    "fixture": 2,  # 2: fixtures [names] -> [{name, description}]
+    "bench": 2,  # 2: device -> bdf (+ name)
 }
 
 _invocation: dict[str, Any] = {"command": "", "json": False}
@@ -105,6 +106,26 @@ def schema_version(command: str, default: int = 1) -> int:
     if command in SCHEMA_VERSIONS:
         return SCHEMA_VERSIONS[command]
     return SCHEMA_VERSIONS.get(command.split(" ", 1)[0], default)
+
+
+def progress_reporter() -> Callable[[str], None] | None:
+    """Where the library's progress sentences go (a fixture built, a snapshot captured or
+    unpacked, a benchmark started: seconds with nothing to show): one line each on stderr, and
+    only for a person, so None when stderr is not a terminal or the command line asked for JSON.
+    Pipes and scripts see nothing."""
+    try:
+        if not sys.stderr.isatty():
+            return None
+    except ValueError:  # closed
+        return None
+    if json_requested():
+        return None
+
+    def say(message: str) -> None:
+        sys.stderr.write(f"accelctl: {message}…\n")
+        sys.stderr.flush()
+
+    return say
 
 
 def emit_json(document: dict[str, Any]) -> None:

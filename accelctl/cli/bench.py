@@ -37,7 +37,8 @@ def bench(
     state = ctx.obj
     if state.sysfs_root is None and state.fixture is None and not os.environ.get(SYSFS_ROOT_ENV):
         state.fixture = "one-card"
-    report = run_bench(state.machine(), device, seconds=seconds, latency_iterations=iterations)
+    report = run_bench(state.machine(), device, seconds=seconds, latency_iterations=iterations,
+                       progress=out.progress_reporter())
     if json:
         out.emit_json(report)
     else:
@@ -50,8 +51,9 @@ def _render(r: dict[str, Any]) -> None:
     lat = r["sync_latency_us"]
     floor = r["platform"]
     steal = "" if floor["steal_pct"] is None else f", {floor['steal_pct']}% stolen by the hypervisor"
+    named = f" ({r['name']})" if r["name"] else ""
     lines = [
-        f"{r['machine']['kind']} {r['machine']['name']}: device {r['device']} (simulator in a separate process, {r['cpus']} CPUs, {r['rounds']} interleaved rounds)",
+        f"{r['machine']['kind']} {r['machine']['name']}: device {r['bdf']}{named} (simulator in a separate process, {r['cpus']} CPUs, {r['rounds']} interleaved rounds)",
         f"platform      spin round trip {floor['spin_round_trip_us']} us, eventfd wake-up {floor['eventfd_wakeup_us']} us{steal}",
         f"sync latency  interrupt p50 {lat['interrupt']['p50']} us  p99 {lat['interrupt']['p99']} us",
         f"              poll      p50 {lat['poll']['p50']} us  p99 {lat['poll']['p99']} us",

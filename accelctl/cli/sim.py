@@ -27,7 +27,8 @@ def _machine(ctx: typer.Context, fixture: str | None, sysfs_root: Path | None) -
     if fixture is not None or sysfs_root is not None:
         from accelctl.machine import open_machine
 
-        return open_machine(sysfs_root=sysfs_root, fixture=fixture, accel_ids=ctx.obj.accel_ids)
+        return open_machine(sysfs_root=sysfs_root, fixture=fixture, accel_ids=ctx.obj.accel_ids,
+                            progress=out.progress_reporter())
     return ctx.obj.machine()
 
 

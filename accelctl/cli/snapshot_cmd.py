@@ -24,7 +24,7 @@ def snapshot_command(
     from accelctl.snapshot import take_snapshot
 
     ctx.obj.json_errors = json
-    info = take_snapshot(ctx.obj.root(), output, overwrite=force)
+    info = take_snapshot(ctx.obj.root(), output, overwrite=force, progress=out.progress_reporter())
     if json:
         out.emit_json(info.to_dict())
         return

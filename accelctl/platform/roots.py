@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from accelctl.errors import AccelError
@@ -79,14 +80,19 @@ def _slug(name: str) -> str:
 
 
 def open_source(
-    *, sysfs_root: str | os.PathLike[str] | None = None, fixture: str | None = None
+    *,
+    sysfs_root: str | os.PathLike[str] | None = None,
+    fixture: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[SysfsRoot, MachineSource]:
     """The SysfsRoot for a fixture name or a directory ($ACCELCTL_SYSFS_ROOT, then /sys), and
-    what kind of machine it is.
+    what kind of machine it is. `progress` is told, in a sentence, when seconds of work start
+    (a fixture built or a snapshot unpacked the first time); nothing is said otherwise.
 
     Raises:
         AccelError: both a fixture and a root were given.
-        SpecError: the fixture is unknown or its spec is malformed.
+        UnknownFixtureError: no bundled fixture has that name.
+        SpecError: the fixture's spec is malformed.
         SysfsRootError: the root is missing or not a directory.
         SnapshotError: the root is a snapshot archive that is corrupt or unsafe to unpack.
     """
@@ -95,7 +101,7 @@ def open_source(
     if fixture is not None:
         from accelctl.sim.fixture import bundled_fixture_root
 
-        path = bundled_fixture_root(fixture)
+        path = bundled_fixture_root(fixture, progress=progress)
         return SysfsRoot(path), MachineSource(SourceKind.FIXTURE, fixture, str(path))
     if sysfs_root is None:
         sysfs_root = os.environ.get(SYSFS_ROOT_ENV) or None
@@ -111,7 +117,7 @@ def open_source(
         )
 
         if looks_like_archive(sysfs_root) or is_unpacked_snapshot(sysfs_root):
-            tree = snapshot_tree(sysfs_root)
+            tree = snapshot_tree(sysfs_root, progress=progress)
             name = os.path.abspath(os.fspath(sysfs_root))
             return SysfsRoot(tree), MachineSource(SourceKind.SNAPSHOT, name, str(tree))
     root = SysfsRoot(sysfs_root)

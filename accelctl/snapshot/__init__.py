@@ -9,15 +9,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from accelctl.snapshot.archive import SnapshotInfo
 from accelctl.snapshot.replay import looks_like_archive, snapshot_tree
 from accelctl.sysfs import SysfsRoot
 
 
-def take_snapshot(root: SysfsRoot, out: str | os.PathLike[str], *, overwrite: bool = False) -> SnapshotInfo:
+def take_snapshot(
+    root: SysfsRoot,
+    out: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> SnapshotInfo:
     """Capture the PCI part of `root` into the archive `out`. The path is checked before the
-    capture (which can take seconds), and the archive appears whole or not at all.
+    capture (which can take seconds: `progress` is told, in a sentence, when it starts), and the
+    archive appears whole or not at all.
 
     Raises:
         OutputPathError: `out` exists and not `overwrite`, is a directory, or cannot be written.
@@ -28,6 +36,9 @@ def take_snapshot(root: SysfsRoot, out: str | os.PathLike[str], *, overwrite: bo
 
     path = os.fspath(out)
     check_output(path, overwrite=overwrite)
+    if progress is not None:
+        functions = len(root.listdir(root.join("bus", "pci", "devices")))
+        progress(f"capturing {functions:,} PCI functions into {path}")
     cap = capture_tree(root)
     return write_snapshot(cap, path, source=str(root.path), overwrite=overwrite)
 

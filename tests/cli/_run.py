@@ -27,9 +27,11 @@ def accelctl(*args: str, env: dict[str, str] | None = None, stdout: int = subpro
     )
 
 
-def at_terminal(*args: str, columns: int = 80, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """`accelctl ARGS` with stdout on a real pseudo-terminal `columns` wide: (exit code, what the
-    terminal got, stderr). $COLUMNS is unset, so the width comes from the terminal, as for a user."""
+def at_terminal(*args: str, columns: int = 80, env: dict[str, str] | None = None,
+                stream: str = "stdout") -> tuple[int, str, str]:
+    """`accelctl ARGS` with `stream` (stdout or stderr) on a real pseudo-terminal `columns`
+    wide: (exit code, what the terminal got, what the other stream, a pipe, got). $COLUMNS is
+    unset, so the width comes from the terminal, as for a user."""
     import fcntl
     import pty
     import struct
@@ -42,9 +44,18 @@ def at_terminal(*args: str, columns: int = 80, env: dict[str, str] | None = None
     termios.tcsetattr(slave, termios.TCSANOW, attrs)
     full = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     full.update({"NO_COLOR": "1", "TERM": "xterm", **(env or {})})
-    proc = subprocess.Popen([sys.executable, "-m", "accelctl", *args], stdout=slave,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=full, cwd=REPO)
+    streams = {"stdout": slave, "stderr": subprocess.PIPE} if stream == "stdout" else \
+        {"stdout": subprocess.PIPE, "stderr": slave}
+    proc = subprocess.Popen([sys.executable, "-m", "accelctl", *args], **streams,
+                            stdin=subprocess.DEVNULL, env=full, cwd=REPO)
     os.close(slave)
+    piped = proc.stdout if stream == "stderr" else proc.stderr
+    # the pipe is read in a thread: a command that fills it would block before closing the terminal
+    import threading
+
+    pipe_chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: pipe_chunks.append(piped.read() if piped else b""))
+    reader.start()
     chunks = []
     while True:
         try:
@@ -55,6 +66,6 @@ def at_terminal(*args: str, columns: int = 80, env: dict[str, str] | None = None
             break
         chunks.append(data)
     os.close(master)
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    reader.join()
     proc.wait(timeout=600)
-    return proc.returncode, b"".join(chunks).decode(), stderr
+    return proc.returncode, b"".join(chunks).decode(), b"".join(pipe_chunks).decode()

@@ -37,6 +37,8 @@ JSON_COMMANDS: list[tuple[list[str], bytes | None]] = [
     (["reset", "card0", "--level", "flr", "--dry-run", "--json"], None),
     (["sim", "status", "--json"], None),
     (["fixture", "list", "--json"], None),
+    # exit 1 when a target is missed (a busy machine): the document is whole either way
+    (["bench", "--seconds", "0.05", "--iterations", "50", "--json"], None),
 ]
 
 
@@ -76,7 +78,7 @@ def test_every_json_command_speaks_the_one_vocabulary(words, stdin, tmp_path):
     if words[:2] == ["addr", "diff"]:
         assert accelctl("--fixture", "one-card", "addr", "assign", env=env).returncode == 0
     r = accelctl("--fixture", "one-card", *words, input=stdin, env=env)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 or (words[0] == "bench" and r.returncode == 1), r.stderr
     doc = json.loads(r.stdout)  # exactly one document
     assert next(iter(doc)) == "schema_version"
     assert doc["schema_version"] == expected_version(words)

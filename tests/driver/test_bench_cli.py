@@ -25,7 +25,9 @@ def test_bench_json_reports_every_measure_and_honest_verdicts(tmp_path):
     # a failed target is a failed run for scripts: exit 1, never 0 with FAIL printed
     assert proc.returncode == (0 if r["all_targets_pass"] else 1)
     assert r["machine"]["kind"] == "fixture" and r["machine"]["name"] == "one-card"
-    assert r["schema_version"] == 1 and r["daemon"] == "separate process"
+    assert r["schema_version"] == 2 and r["daemon"] == "separate process"
+    # the endpoint in the one vocabulary (was "device"): the fixture's only one, by bdf and name
+    assert "device" not in r and r["name"] == "card0.ep0" and r["bdf"].endswith(":01:00.0")
     floor = r["platform"]
     assert 0 < floor["spin_round_trip_us"] < r["sync_latency_us"]["poll"]["p50"]
     assert floor["eventfd_wakeup_us"] > 0 and floor["samples"] > 0
