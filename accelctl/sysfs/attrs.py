@@ -216,7 +216,7 @@ def parse_serial(text: str) -> str | None:
 
 def format_serial(value: int) -> str:
     """A 64-bit DSN as sysfs and lspci print it: ``xx-xx-xx-xx-xx-xx-xx-xx``, most significant first."""
-    return "-".join(f"{b:02x}" for b in value.to_bytes(8, "big"))
+    return value.to_bytes(8, "big").hex("-")
 
 
 def parse_slot_address(text: str) -> tuple[int, int, int | None] | None:

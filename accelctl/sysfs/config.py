@@ -283,54 +283,68 @@ def _walk_caps(data: bytes, cfg: ConfigSpace) -> None:
     cfg.notes.append("capability list too long (more than 48 entries)")
 
 
-def _speed(code: int) -> float | None:
-    return regs.SPEED_GTS.get(code)
-
-
 def _width(value: int) -> int | None:
     return value if value in (0, 1, 2, 4, 8, 12, 16, 32) else None
 
 
+#: The PCIe capability's registers up to Link Capabilities 2 (0x2C), in one unpack: flags (0x02),
+#: device capabilities (0x04), link capabilities (0x0C), link status (0x12), slot capabilities
+#: (0x14), slot status (0x1A), link capabilities 2 (0x2C). Every port and endpoint has one.
+_PCIE_CAP = struct.Struct("<2xHI4xI2xHI2xH16xI")
+#: LNKCAP2's supported-speeds vector -> the speeds it names, ascending (few distinct vectors).
+_SPEEDS_BY_VECTOR: dict[int, tuple[float, ...]] = {}
+
+
+def _supported_speeds(vector: int) -> tuple[float, ...]:
+    speeds = _SPEEDS_BY_VECTOR.get(vector)
+    if speeds is None:
+        speeds = _SPEEDS_BY_VECTOR[vector] = tuple(
+            gts for code, gts in sorted(regs.SPEED_GTS.items()) if vector & (1 << (code - 1))
+        )
+    return speeds
+
+
 def _decode_pcie(data: bytes, base: int) -> PcieCap:
-    flags = _u16(data, base + regs.EXP_FLAGS) or 0
+    if base + _PCIE_CAP.size <= len(data):
+        # The whole capability is there (every full read): one unpack, no bounds check per field.
+        flags, devcap, lnkcap, lnksta, sltcap, sltsta, lnkcap2 = _PCIE_CAP.unpack_from(data, base)
+    else:
+        flags = _u16(data, base + regs.EXP_FLAGS) or 0
+        devcap = _u32(data, base + regs.EXP_DEVCAP)
+        lnkcap = _u32(data, base + regs.EXP_LNKCAP)
+        lnksta = _u16(data, base + regs.EXP_LNKSTA)
+        sltcap = _u32(data, base + regs.EXP_SLTCAP)
+        sltsta = _u16(data, base + regs.EXP_SLTSTA)
+        lnkcap2 = _u32(data, base + regs.EXP_LNKCAP2)
     cap = PcieCap(
         offset=base,
         version=flags & regs.EXP_FLAGS_VERS,
         port_type=(flags & regs.EXP_FLAGS_TYPE) >> 4,
         slot_implemented=bool(flags & regs.EXP_FLAGS_SLOT),
     )
-    devcap = _u32(data, base + regs.EXP_DEVCAP)
+    speeds = regs.SPEED_GTS
     if devcap is not None:
         cap.flr = bool(devcap & regs.EXP_DEVCAP_FLR)
-    lnkcap = _u32(data, base + regs.EXP_LNKCAP)
     if lnkcap is not None:
-        cap.max_speed_gts = _speed(lnkcap & 0xF)
+        cap.max_speed_gts = speeds.get(lnkcap & 0xF)
         cap.max_width = _width((lnkcap >> 4) & 0x3F)
         cap.port_number = lnkcap >> 24
-    lnksta = _u16(data, base + regs.EXP_LNKSTA)
     if lnksta is not None:
-        cap.speed_gts = _speed(lnksta & 0xF)
+        cap.speed_gts = speeds.get(lnksta & 0xF)
         cap.width = _width((lnksta >> 4) & 0x3F)
         cap.dll_link_active = bool(lnksta & regs.EXP_LNKSTA_DLLLA)
     if cap.slot_implemented:
-        sltcap = _u32(data, base + regs.EXP_SLTCAP)
         if sltcap is not None:
             cap.slot_number = sltcap >> regs.EXP_SLTCAP_PSN_SHIFT
             cap.hotplug_capable = bool(sltcap & regs.EXP_SLTCAP_HPC)
-        sltsta = _u16(data, base + regs.EXP_SLTSTA)
         if sltsta is not None:
             cap.presence_detect = bool(sltsta & regs.EXP_SLTSTA_PDS)
-    if cap.version >= 2:
-        lnkcap2 = _u32(data, base + regs.EXP_LNKCAP2)
-        if lnkcap2:
-            vector = (lnkcap2 >> 1) & 0x7F
-            cap.supported_speeds_gts = tuple(
-                gts for code, gts in sorted(regs.SPEED_GTS.items()) if vector & (1 << (code - 1))
-            )
-            if cap.supported_speeds_gts:
-                # LNKCAP's max-speed field indexes this vector; the vector's top bit is what
-                # the kernel reports as max_link_speed (pcie_get_speed_cap).
-                cap.max_speed_gts = cap.supported_speeds_gts[-1]
+    if cap.version >= 2 and lnkcap2:
+        cap.supported_speeds_gts = _supported_speeds((lnkcap2 >> 1) & 0x7F)
+        if cap.supported_speeds_gts:
+            # LNKCAP's max-speed field indexes this vector; the vector's top bit is what
+            # the kernel reports as max_link_speed (pcie_get_speed_cap).
+            cap.max_speed_gts = cap.supported_speeds_gts[-1]
     return cap
 
 

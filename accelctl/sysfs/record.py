@@ -162,11 +162,28 @@ def _resources(rec: FunctionRecord, text: str) -> None:
                 rec.windows[BRIDGE_WINDOW_NAMES[r.index - first]] = (r.start, r.size)
 
 
+#: AER counter text -> its parse. Most functions of a machine have the same counters (all zero,
+#: in the same kernel's names), ~20 lines per file and 3 files per function: parsed once, copied
+#: for each function (copying a dict is C code, parsing its lines is not). Bounded: counts that
+#: differ per function (a noisy machine) each take an entry, so the memo is dropped when full.
+_AER_MEMO: dict[str, dict[str, int]] = {}
+_AER_MEMO_MAX = 256
+
+
+def _aer_counters(text: str) -> dict[str, int]:
+    parsed = _AER_MEMO.get(text)
+    if parsed is None:
+        if len(_AER_MEMO) >= _AER_MEMO_MAX:
+            _AER_MEMO.clear()
+        parsed = _AER_MEMO[text] = A.parse_aer_counters(text)
+    return parsed.copy()
+
+
 def _aer(rec: FunctionRecord, attrs: dict[str, str]) -> None:
     aer: dict[str, dict[str, int]] = {}
     for key, name in _AER_FILES:
         if name in attrs:
-            aer[key] = A.parse_aer_counters(attrs[name])
+            aer[key] = _aer_counters(attrs[name])
     rootport = {
         key: value
         for key, name in _AER_ROOT_FILES
