@@ -50,8 +50,8 @@ _STALL_MID_BUILD = """
 import sys
 from accelctl.sim.fixture import bundled
 real_build = bundled.build_fixture
-def build(spec, out):
-    real_build(spec, out)  # every file written, not yet renamed into place
+def build(spec, out, **options):
+    real_build(spec, out, **options)  # every file written, not yet renamed into place
     print(out, flush=True)
     sys.stdin.read()  # stalled, until killed
 bundled.build_fixture = build
