@@ -3,6 +3,7 @@
 * Global options (``--fixture``, ``--sysfs-root``, ``--accel-id``, ``--debug``) may come before or
   after the command words: ``accelctl list --fixture one-card`` is ``accelctl --fixture one-card
   list``. A command that defines an option of the same name keeps it (``sim serve --fixture``).
+  ``--json``, every printing command's option, may come before the command words too.
 * The command path (``addr show``) is recorded for the JSON envelope (`_output.emit_json`).
 * One exit path: library errors become messages and documented exit codes (`_errors`); usage
   errors are typer's text, or the documented JSON error object when ``--json`` was asked for; a
@@ -94,12 +95,18 @@ class AccelGroup(TyperGroup):
         path: list[str] = []
         command: Any = self
         leaf_options: set[str] = set()
+        #: --json typed before the command words (``accelctl --json list``): every command that
+        #: prints has it, so it moves behind them, as kubectl's -o does wherever it is typed
+        early_json: list[str] = []
         i = 0
         while i < len(args):
             arg = args[i]
             if arg == "--":
-                rest.extend(args[i:])
                 break
+            if arg == "--json" and not path:
+                early_json.append(arg)
+                i += 1
+                continue
             name = arg.split("=", 1)[0]
             takes_value = name in valued and "=" not in arg
             if (name in flags or name in valued) and name not in leaf_options:
@@ -115,7 +122,11 @@ class AccelGroup(TyperGroup):
                     leaf_options = {o for p in getattr(sub, "params", []) for o in getattr(p, "opts", [])}
             rest.append(arg)
             i += 1
-        return front + rest, path
+        if early_json and "--json" not in leaf_options:
+            front.extend(early_json)  # not this command's option: typer says so, as before
+        else:
+            rest.extend(early_json)
+        return front + rest + args[i:], path
 
     def _global_option_names(self) -> tuple[set[str], set[str]]:
         flags: set[str] = set()

@@ -27,6 +27,8 @@ def _cards(r: subprocess.CompletedProcess[str]) -> int:
         ["--fixture", "two-socket", "list", "--json"],
         ["topology", "matrix", "--json", "--fixture", "two-socket"],
         ["addr", "show", "--fixture", "two-socket", "--json"],
+        ["--json", "--fixture", "two-socket", "list"],
+        ["--fixture", "two-socket", "--json", "addr", "show"],
     ],
 )
 def test_global_options_work_before_or_after_the_command(words, tmp_path):
@@ -34,6 +36,12 @@ def test_global_options_work_before_or_after_the_command(words, tmp_path):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert len(doc.get("cards", doc.get("endpoints", []))) in (4, 16)
+
+
+def test_json_before_a_command_without_it_is_still_a_json_usage_error():
+    r = accelctl("--json", "fixture", "build", "one-card", "/nonexistent/dir")
+    assert r.returncode == 2
+    assert json.loads(r.stderr)["error"]["type"] == "NoSuchOption"
 
 
 def test_a_global_option_after_a_positional_argument():
