@@ -15,6 +15,9 @@ from accelctl.sysfs.config import ConfigSpace
 
 #: Names of the bridge windows, by line of the 17-line `resource` table (13, 14, 15).
 BRIDGE_WINDOW_NAMES = ("io_window", "mem_window", "pref_window")
+#: the id attributes (hex text) and the record field each fills
+_HEX_ID_ATTRS = (("vendor", "vendor_id"), ("device", "device_id"), ("subsystem_vendor", "subsystem_vendor_id"),
+                 ("subsystem_device", "subsystem_device_id"), ("class", "class_code"), ("revision", "revision"))
 _AER_FILES = (("correctable", "aer_dev_correctable"), ("nonfatal", "aer_dev_nonfatal"),
               ("fatal", "aer_dev_fatal"))
 _AER_ROOT_FILES = (("correctable", "aer_rootport_total_err_cor"),
@@ -101,20 +104,10 @@ class FunctionRecord:
 
 def apply_attributes(rec: FunctionRecord, attrs: dict[str, str]) -> None:
     """Parse the attribute texts the scan read (name -> stripped text) into `rec`."""
-    hex_ = A.parse_hex
     get = attrs.get
-    if "vendor" in attrs:
-        rec.vendor_id = hex_(attrs["vendor"])
-    if "device" in attrs:
-        rec.device_id = hex_(attrs["device"])
-    if "subsystem_vendor" in attrs:
-        rec.subsystem_vendor_id = hex_(attrs["subsystem_vendor"])
-    if "subsystem_device" in attrs:
-        rec.subsystem_device_id = hex_(attrs["subsystem_device"])
-    if "class" in attrs:
-        rec.class_code = hex_(attrs["class"])
-    if "revision" in attrs:
-        rec.revision = hex_(attrs["revision"])
+    for attr, field in _HEX_ID_ATTRS:
+        if attr in attrs:
+            setattr(rec, field, A.parse_hex(attrs[attr]))
     if "numa_node" in attrs:
         numa = A.parse_int(attrs["numa_node"])
         rec.numa_node = numa if numa is not None and numa >= 0 else None
