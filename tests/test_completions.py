@@ -89,3 +89,19 @@ def test_zsh_and_fish_get_device_names_through_their_protocol(shell):
     for ep in range(4):
         assert f"card2.ep{ep}" in out.stdout
     assert "card1.ep0" not in out.stdout
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_zsh_and_fish_show_each_fixture_with_its_description(shell):
+    env = dict(os.environ, _ACCELCTL_COMPLETE=f"complete_{shell}",
+               _TYPER_COMPLETE_ARGS="accelctl --fixture two-",
+               _TYPER_COMPLETE_FISH_ACTION="get-args")
+    out = subprocess.run([sys.executable, "-m", "accelctl"], env=env, capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    # the description is the spec's own [machine] description, read here from the file
+    spec = (REPO / "fixtures" / "two-socket.toml").read_text()
+    description = next(line.split("=", 1)[1].strip().strip('"') for line in spec.splitlines()
+                       if line.startswith("description"))
+    assert "two-socket" in out.stdout
+    assert description.split(":")[0] in out.stdout  # zsh escapes the colon
+    assert "one-card" not in out.stdout

@@ -36,10 +36,15 @@ def device_names(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     return [(n, h) for n, h in names if n.startswith(incomplete)]
 
 
-def fixture_names(incomplete: str) -> list[str]:
-    from accelctl.sim.fixture.bundled import list_bundled_fixtures
+def fixture_names(incomplete: str) -> list[tuple[str, str]]:
+    """Bundled fixtures with their descriptions (zsh and fish show them beside the name)."""
+    from accelctl.sim.fixture.bundled import describe_bundled_fixtures, list_bundled_fixtures
 
-    return [n for n in list_bundled_fixtures() if n.startswith(incomplete)]
+    try:
+        described = describe_bundled_fixtures()
+    except Exception:  # noqa: BLE001 - a broken spec loses the descriptions, not the names
+        described = [(name, "") for name in list_bundled_fixtures()]
+    return [(n, text) for n, text in described if n.startswith(incomplete)]
 
 
 def feature_names(incomplete: str) -> list[str]:
