@@ -48,13 +48,13 @@ def test_inject_through_the_cache_path_is_refused(own_cache):
 
 _STALL_MID_BUILD = """
 import sys
-from accelctl.sim.fixture import bundled
-real_build = bundled.build_fixture
+from accelctl.sim.fixture import build as builder, bundled
+real_build = builder.build_fixture
 def build(spec, out, **options):
     real_build(spec, out, **options)  # every file written, not yet renamed into place
     print(out, flush=True)
     sys.stdin.read()  # stalled, until killed
-bundled.build_fixture = build
+builder.build_fixture = build
 bundled.bundled_fixture_root(sys.argv[1])
 """
 

@@ -33,6 +33,20 @@ def test_scanning_a_tree_does_not_import_the_cli_or_networkx():
     assert loaded & {"typer", "rich", "networkx", "click"} == set()
 
 
+def test_a_cached_fixture_is_opened_without_importing_the_builder():
+    """--fixture NAME runs in loops (scripts, tests): once the tree is cached, the builder and the
+    spec loader are dead weight (~10 ms a run)."""
+    from accelctl.sim.fixture import bundled_fixture_root
+
+    bundled_fixture_root("one-card")  # cached by this process, in the cache the child shares
+    code = ("import sys; from accelctl.platform.roots import open_source; open_source(fixture='one-card'); "
+            "print(' '.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(out.stdout.split())
+    assert "accelctl.sim.fixture.bundled" in loaded
+    assert loaded & {"accelctl.sim.fixture.build", "accelctl.sim.fixture.loader"} == set()
+
+
 def test_exit_code_table_is_documented():
     doc = (REPO / "docs" / "exit-codes.md").read_text()
     documented = {int(m.group(1)): m.group(2) for m in re.finditer(r"^\|\s*(\d+)\s*\|\s*`(\w+)`", doc, re.M)}
