@@ -77,31 +77,31 @@ def test_a_completion_on_a_bad_machine_offers_nothing(accelctl_on_path):
     assert _complete_in_bash(accelctl_on_path, "accelctl --sysfs-root /nonexistent admin identify ca") == []
 
 
-@pytest.mark.parametrize("shell", ["zsh", "fish"])
-def test_zsh_and_fish_get_device_names_through_their_protocol(shell):
-    # zsh and fish are not installed on every CI box: their scripts (completions/) pass the line
-    # in _TYPER_COMPLETE_ARGS, which is what this does.
-    env = dict(os.environ, _ACCELCTL_COMPLETE=f"complete_{shell}",
-               _TYPER_COMPLETE_ARGS="accelctl --fixture two-socket admin identify card2.ep",
+def _complete_in(shell: str, line: str) -> str:
+    """What `shell`'s completion script (completions/) gets for `line`: zsh and fish are not
+    installed on every CI box, so the line goes in _TYPER_COMPLETE_ARGS as their scripts pass it."""
+    env = dict(os.environ, _ACCELCTL_COMPLETE=f"complete_{shell}", _TYPER_COMPLETE_ARGS=line,
                _TYPER_COMPLETE_FISH_ACTION="get-args")
     out = subprocess.run([sys.executable, "-m", "accelctl"], env=env, capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_zsh_and_fish_get_device_names_through_their_protocol(shell):
+    offered = _complete_in(shell, "accelctl --fixture two-socket admin identify card2.ep")
     for ep in range(4):
-        assert f"card2.ep{ep}" in out.stdout
-    assert "card1.ep0" not in out.stdout
+        assert f"card2.ep{ep}" in offered
+    assert "card1.ep0" not in offered
 
 
 @pytest.mark.parametrize("shell", ["zsh", "fish"])
 def test_zsh_and_fish_show_each_fixture_with_its_description(shell):
-    env = dict(os.environ, _ACCELCTL_COMPLETE=f"complete_{shell}",
-               _TYPER_COMPLETE_ARGS="accelctl --fixture two-",
-               _TYPER_COMPLETE_FISH_ACTION="get-args")
-    out = subprocess.run([sys.executable, "-m", "accelctl"], env=env, capture_output=True, text=True, cwd=REPO)
-    assert out.returncode == 0, out.stderr
+    offered = _complete_in(shell, "accelctl --fixture two-")
     # the description is the spec's own [machine] description, read here from the file
     spec = (REPO / "fixtures" / "two-socket.toml").read_text()
     description = next(line.split("=", 1)[1].strip().strip('"') for line in spec.splitlines()
                        if line.startswith("description"))
-    assert "two-socket" in out.stdout
-    assert description.split(":")[0] in out.stdout  # zsh escapes the colon
-    assert "one-card" not in out.stdout
+    assert "two-socket" in offered
+    assert description.split(":")[0] in offered  # zsh escapes the colon
+    assert "one-card" not in offered
