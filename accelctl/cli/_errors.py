@@ -98,7 +98,8 @@ def is_usage_error(err: BaseException) -> bool:
 
 
 def file_error(err: OSError, path: "str | os.PathLike[str]", verb: str) -> Exception:
-    """A typed error for a file named on the command line that cannot be read or written."""
+    """A typed error for a file named on the command line that cannot be read or written
+    (`verb`: "read", "write", or "open" where the command did not say which)."""
     from accelctl.errors import InputFileError, SysfsPermissionError
 
     reason = err.strerror or str(err)

@@ -146,11 +146,9 @@ def _named_file_error(err: Exception) -> Exception:
     filename = getattr(err, "filename", None)
     if not isinstance(err, OSError) or filename is None or isinstance(err, BrokenPipeError):
         return err
-    from accelctl.errors import InputFileError, SysfsPermissionError
+    from accelctl.cli._errors import file_error
 
-    if isinstance(err, PermissionError):
-        return SysfsPermissionError(f"{filename}: {err.strerror}", path=str(filename))
-    return InputFileError(err.strerror or str(err), path=str(filename))
+    return file_error(err, filename, "open")
 
 
 def rest_has_positional(rest: list[str], path: list[str]) -> bool:

@@ -59,3 +59,17 @@ def test_typos_in_file_names_are_clear_errors(tmp_path):
         j = accelctl("--fixture", "one-card", *words, "--json") if words[0] == "io" and words[1] != "read" else None
         if j is not None:
             assert json.loads(j.stderr)["error"]["exit_code"] == 6
+
+
+def test_a_file_error_no_command_converted_still_names_the_file(tmp_path):
+    """The last-resort conversion in the group (a command that let an OSError through)."""
+    from accelctl.cli._errors import ExitCode, exit_code_for
+    from accelctl.cli._group import _named_file_error
+
+    missing = tmp_path / "nope" / "x"
+    try:
+        missing.read_bytes()
+    except OSError as err:
+        typed = _named_file_error(err)
+    assert exit_code_for(typed) == ExitCode.BAD_INPUT
+    assert str(missing) in str(typed) and "No such file" in str(typed)
