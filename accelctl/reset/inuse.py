@@ -202,7 +202,7 @@ def find_holders(topo: Topology, bdfs: list[str], platform: LinuxPlatform) -> In
         # a real device: the process scan is the only source, so what it cannot see is unknown.
         # (A simulated device's users are its connections, which the daemon lists in full.)
         unknown.extend(scan.blind_spots())
-    if platform.kind == "simulator":
+    else:
         try:
             info = platform.introspect()  # type: ignore[attr-defined]
         except BackendError as err:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from accelctl.errors import AccelError, SysfsRootError
+from accelctl.pci import regs
 from accelctl.pci.bdf import HOST_BRIDGE_NAME, SYSFS_NAME
 from accelctl.sysfs.attrs import parse_slot_address
 from accelctl.sysfs.config import ConfigSpace, decode_config, find_ext_capability, vf_ids
@@ -73,8 +74,6 @@ _FILE_FLAGS = ATTR_OPEN_FLAGS
 _ROOT_PORT_TYPES = (0x4, 0xA)  # PCIe root port, RC event collector
 _STANDARD_CONFIG_BYTES = 256
 _ALL_ONES_U32 = b"\xff\xff\xff\xff"
-_AER_EXT_CAP_ID = 0x0001
-_HEADER_BRIDGE = 1
 
 
 @dataclass(slots=True)
@@ -356,11 +355,11 @@ def _wanted_attrs(data: bytes | None, cfg: ConfigSpace | None, cross_check: bool
         wanted += VF_ID_ATTRS
     # A VF's config is decoded to its header only (its link, serial and ACS are its PF's): one
     # bounded look for the AER capability it may have of its own.
-    has_aer = (find_ext_capability(data, _AER_EXT_CAP_ID) is not None if cfg.header_only
-               else _AER_EXT_CAP_ID in cfg.ext_cap_ids)
+    has_aer = (find_ext_capability(data, regs.EXT_CAP_ID_ERR) is not None if cfg.header_only
+               else regs.EXT_CAP_ID_ERR in cfg.ext_cap_ids)
     if has_aer:
         wanted += AER_ATTRS
-    bridge = cfg.header_type == _HEADER_BRIDGE
+    bridge = cfg.header_type == regs.HEADER_BRIDGE
     if bridge:
         wanted += BRIDGE_ATTRS
     # Root ports (bridges) and RC event collectors (base class 08) may have root AER totals.
@@ -434,8 +433,9 @@ def _read_function_at(
         attrs[attr] = text.decode("utf-8", "replace").strip()
     apply_attributes(fn, attrs)
     if data is not None and len(data) > 0x0E and data[8:12] != _ALL_ONES_U32:
-        fn.is_bridge = data[0x0E] & 0x7F == _HEADER_BRIDGE
-        holds_a_bus = data[0x0E] & 0x7F in (1, 2) or (data[0x0B], data[0x0A]) == (0x01, 0x04)
+        header_type = data[regs.HEADER_TYPE] & regs.HEADER_TYPE_MASK
+        fn.is_bridge = header_type == regs.HEADER_BRIDGE
+        holds_a_bus = header_type in (regs.HEADER_BRIDGE, regs.HEADER_CARDBUS) or (data[0x0B], data[0x0A]) == (0x01, 0x04)
     else:
         cls = attrs.get("class", "")[:6]
         fn.is_bridge = cls == "0x0604"
