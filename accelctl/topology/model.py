@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from accelctl.pci.bdf import Bdf
@@ -81,18 +82,13 @@ class Link:
 Bar = Resource
 
 
-_ACS_BITS: tuple[tuple[int, str], ...] = ()
-
-
+@cache
 def _acs_bits() -> tuple[tuple[int, str], ...]:
     """(bit, name) of every ACS control bit, as plain ints: combining IntFlag members makes a new
     enum object each time, and `topology --json` names the bits of every port."""
-    global _ACS_BITS
-    if not _ACS_BITS:
-        from accelctl.pci.regs import AcsBit
+    from accelctl.pci.regs import AcsBit
 
-        _ACS_BITS = tuple((int(b), b.name or "") for b in AcsBit)
-    return _ACS_BITS
+    return tuple((int(b), b.name or "") for b in AcsBit)
 
 
 @dataclass(slots=True)
