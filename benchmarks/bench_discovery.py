@@ -37,7 +37,7 @@ def _lspci(tree: Path, *flags: str) -> list[str]:
 
 
 def _versus_lspci(trees: dict[str, Path], runs: int) -> dict[str, dict[str, Result]]:
-    """Per tree, accelctl topology --json and lspci -tv interleaved."""
+    """Per tree, accelctl topology --json, lspci -tv and lspci -vv interleaved."""
     return {
         name: compare(
             {
