@@ -104,7 +104,7 @@ class ProcessScan:
         if self.unseen:
             shown = ", ".join(str(p) for p in self.unseen[:5]) + (", ..." if len(self.unseen) > 5 else "")
             out.append(f"cannot see the open files of {len(self.unseen)} process(es) (pid {shown}): "
-                       "only root sees every process's")
+                       "only root sees every process's (with CAP_SYS_PTRACE, which containers often drop)")
         return out
 
 

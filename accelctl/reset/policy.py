@@ -72,7 +72,8 @@ def authorize(plan: ResetPlan, *, force: bool, yes: bool, ask: Ask | None) -> No
             "refusing to reset: cannot tell whether the affected devices are in use: "
             + "; ".join(plan.in_use_unknown),
             hint=("find out why (accelctl sim status)" if plan.platform == "simulator"
-                  else "run it as root, which sees every process's open files") + ", or pass --force to reset anyway",
+                  else "run it as root (with CAP_SYS_PTRACE in a container), which sees every "
+                  "process's open files") + ", or pass --force to reset anyway",
         )
     if yes:
         return

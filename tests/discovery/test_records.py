@@ -33,7 +33,6 @@ def test_config_space_is_decoded_once_per_function(monkeypatch) -> None:
     counted(scan_module, "decode_config", decodes)
     for name in ("_walk_caps", "find_capability", "find_ext_capability"):
         counted(scan_module, name, walks)
-    monkeypatch.setattr(scan_module, "sriov_vf_ids", lambda *a: walks.append("sriov") or None, raising=False)
     topo = build_topology(bundled_fixture_root("two-socket"), names=False)
     assert len(decodes) == len(topo.functions)
     assert len(walks) <= len(topo.functions), sorted(set(walks))
